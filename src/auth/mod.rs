@@ -1,0 +1,3 @@
+//! Authentication: outbound credentials attached to upstream requests.
+
+pub mod outbound;

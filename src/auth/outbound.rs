@@ -1,0 +1,103 @@
+//! Outbound credentials: what toolgate attaches to upstream requests on behalf of a target.
+//! Values are built into header values once at load and never printed.
+
+use http::HeaderValue;
+
+/// Where an API key goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApiKeyLocation {
+    /// A request header.
+    Header,
+    /// A query parameter.
+    Query,
+    /// A cookie.
+    Cookie,
+}
+
+/// A credential attached to every upstream request of a target.
+pub enum CredentialProvider {
+    /// `Authorization: Bearer <token>`.
+    Bearer {
+        /// The complete `Authorization` header value, marked sensitive.
+        authorization: HeaderValue,
+    },
+    /// An API key in a header, query parameter or cookie.
+    ApiKey {
+        /// Where it goes.
+        location: ApiKeyLocation,
+        /// Header, query or cookie name, as configured (case kept for query and cookie).
+        name: Box<str>,
+        /// For header keys: the header name.
+        header_name: Option<http::HeaderName>,
+        /// For query keys: the name as it appears in a query string (percent-encoded).
+        query_name: Box<str>,
+        /// The value: as a header value (header, cookie) and percent-encoded (query).
+        value: HeaderValue,
+        /// For query keys: the value percent-encoded for a query string.
+        query_value: Box<str>,
+    },
+}
+
+impl std::fmt::Debug for CredentialProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Bearer { .. } => f.write_str("Bearer(<redacted>)"),
+            Self::ApiKey { location, name, .. } => {
+                write!(f, "ApiKey({location:?} {name}: <redacted>)")
+            }
+        }
+    }
+}
+
+/// A credential value that cannot be used as an HTTP header value.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the {0} contains characters not allowed in an HTTP header (control characters or newlines)"
+)]
+pub struct InvalidCredential(&'static str);
+
+const QUERY: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+impl CredentialProvider {
+    /// A bearer token credential.
+    pub fn bearer(token: &str) -> Result<Self, InvalidCredential> {
+        let mut authorization = HeaderValue::try_from(format!("Bearer {token}"))
+            .map_err(|_| InvalidCredential("bearer token"))?;
+        authorization.set_sensitive(true);
+        Ok(Self::Bearer { authorization })
+    }
+
+    /// An API key credential.
+    pub fn api_key(
+        location: ApiKeyLocation,
+        name: &str,
+        value: &str,
+    ) -> Result<Self, InvalidCredential> {
+        let header_name = match location {
+            ApiKeyLocation::Header => Some(
+                http::HeaderName::try_from(name).map_err(|_| InvalidCredential("API key name"))?,
+            ),
+            _ => None,
+        };
+        let mut header_value =
+            HeaderValue::try_from(value).map_err(|_| InvalidCredential("API key value"))?;
+        header_value.set_sensitive(true);
+        Ok(Self::ApiKey {
+            location,
+            name: name.into(),
+            header_name,
+            query_name: percent_encoding::utf8_percent_encode(name, QUERY)
+                .to_string()
+                .into(),
+            value: header_value,
+            query_value: percent_encoding::utf8_percent_encode(value, QUERY)
+                .to_string()
+                .into(),
+        })
+    }
+}

@@ -1,0 +1,18 @@
+//! toolgate: one MCP endpoint in front of REST APIs (OpenAPI), Lambda functions and MCP
+//! servers.
+//!
+//! Load time builds an immutable [`catalog::Catalog`] from `gateway.yaml` and the documents
+//! it names; the request path ([`server`] → [`mcp`] → [`targets`]) only looks up and executes.
+
+pub mod auth;
+pub mod catalog;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod mcp;
+pub mod openapi;
+pub mod server;
+pub mod targets;
+
+/// The crate version, reported as `serverInfo.version`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
