@@ -1,6 +1,246 @@
-//! Command line.
+//! The command line: `serve`, `check` and `tools` (see DESIGN.md), with `RUST_LOG`-style
+//! filtering and `--log-format json|text`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::catalog::{Catalog, Naming};
+use crate::gateway::{self, Loaded};
+use crate::openapi::{self, ConvertOptions, Skipped};
+use crate::targets::http::{HttpClient, HttpTarget};
+
+/// toolgate: one MCP endpoint in front of your REST APIs, Lambda functions and MCP servers.
+#[derive(Debug, Parser)]
+#[command(name = "toolgate", version, about, long_about = None)]
+pub struct Cli {
+    /// Log format.
+    #[arg(long, value_enum, default_value = "text", global = true)]
+    pub log_format: LogFormat,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway.
+    Serve {
+        /// The configuration file.
+        #[arg(long, short, default_value = "gateway.yaml")]
+        config: PathBuf,
+    },
+    /// Load and validate everything, print a summary; exit 1 on any problem.
+    Check {
+        /// The configuration file.
+        #[arg(long, short, default_value = "gateway.yaml")]
+        config: PathBuf,
+    },
+    /// Print the generated tools.
+    Tools {
+        /// The configuration file.
+        #[arg(long, short, conflicts_with = "openapi")]
+        config: Option<PathBuf>,
+        /// An OpenAPI document to convert on its own (no configuration needed).
+        #[arg(long)]
+        openapi: Option<PathBuf>,
+        /// With --openapi: the base URL to bind the operations to.
+        #[arg(long, requires = "openapi")]
+        base_url: Option<String>,
+        /// Print `{"tools": [...], "skipped": [...]}` as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
 
 /// Runs the command line; returns the process exit code.
-pub fn main() -> std::process::ExitCode {
-    std::process::ExitCode::SUCCESS
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match cli.command {
+        Command::Serve { config } => serve(&config),
+        Command::Check { config } => check(&config),
+        Command::Tools {
+            config,
+            openapi,
+            base_url,
+            json,
+        } => tools(config, openapi, base_url, json),
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+fn fail(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::FAILURE
+}
+
+fn serve(config: &Path) -> ExitCode {
+    let loaded = match gateway::load(config) {
+        Ok(l) => l,
+        Err(e) => return fail(e),
+    };
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return fail(format!("cannot start the runtime: {e}")),
+    };
+    runtime.block_on(async move {
+        let http = match HttpClient::new() {
+            Ok(c) => c,
+            Err(e) => return fail(format!("cannot build the HTTP client: {e}")),
+        };
+        let tools = loaded.catalog.len();
+        let targets = loaded.targets.len();
+        let (endpoint, config) = loaded.into_endpoint(http);
+        if let Some(demo) = &config.demo {
+            match crate::demo::spawn(demo.listen).await {
+                Ok(addr) => tracing::info!("demo restaurant API listening on http://{addr}"),
+                Err(e) => return fail(format!("cannot start the demo API on {}: {e}", demo.listen)),
+            }
+        }
+        let server = match crate::server::Server::bind(endpoint, config.listen, config.admin, config.gateway.shutdown_grace).await
+        {
+            Ok(s) => s,
+            Err(e) => return fail(e),
+        };
+        let addr = server.local_addr().unwrap_or(config.listen);
+        tracing::info!(tools, targets, "toolgate {} serving MCP at http://{addr}/mcp", crate::VERSION);
+        if let Some(admin) = server.admin_addr() {
+            tracing::info!("metrics at http://{admin}/metrics");
+        }
+        eprintln!(
+            "\n  MCP endpoint: http://{addr}/mcp  ({tools} tools)\n  Connect: npx @modelcontextprotocol/inspector --cli http://{addr}/mcp --method tools/list\n  Stop: Ctrl-C\n"
+        );
+        server.run(crate::server::shutdown_signal()).await;
+        ExitCode::SUCCESS
+    })
+}
+
+fn print_skipped(skipped: &[Skipped], indent: &str) {
+    for s in skipped {
+        println!("{indent}skipped {}: {}", s.operation, s.reason);
+    }
+}
+
+fn check(config: &Path) -> ExitCode {
+    let loaded = match gateway::load(config) {
+        Ok(l) => l,
+        Err(e) => return fail(e),
+    };
+    println!(
+        "{}: OK, {} tools from {} targets",
+        config.display(),
+        loaded.catalog.len(),
+        loaded.targets.len()
+    );
+    for t in &loaded.targets {
+        println!(
+            "  target {} ({}): {} tools, {} skipped",
+            t.name,
+            t.spec.display(),
+            t.tools,
+            t.skipped.len()
+        );
+        print_skipped(&t.skipped, "    ");
+    }
+    for w in &loaded.warnings {
+        println!("  warning: {w}");
+    }
+    ExitCode::SUCCESS
+}
+
+fn tools(
+    config: Option<PathBuf>,
+    spec: Option<PathBuf>,
+    base_url: Option<String>,
+    json: bool,
+) -> ExitCode {
+    let (catalog, skipped) = if let Some(spec) = spec {
+        let options = ConvertOptions {
+            base_url,
+            selection: Default::default(),
+        };
+        let converted = match openapi::load_and_convert(&spec, &options) {
+            Ok(c) => c,
+            Err(e) => return fail(e),
+        };
+        for w in &converted.warnings {
+            eprintln!("warning: {w}");
+        }
+        let stem = spec.file_stem().and_then(|s| s.to_str()).unwrap_or("api");
+        let target = std::sync::Arc::new(HttpTarget {
+            name: crate::catalog::sanitize(stem).into(),
+            credentials: None,
+            timeout: std::time::Duration::from_secs(30),
+            max_response_bytes: 10 << 20,
+        });
+        let mut catalog = Catalog::new();
+        let mut skipped = converted.skipped;
+        for e in catalog.add_http_tools(&target, &Naming::default(), converted.tools) {
+            skipped.push(Skipped {
+                operation: e.source_op,
+                reason: e.reason,
+            });
+        }
+        (catalog, skipped)
+    } else {
+        let path = config.unwrap_or_else(|| PathBuf::from("gateway.yaml"));
+        let Loaded {
+            catalog, targets, ..
+        } = match gateway::load(&path) {
+            Ok(l) => l,
+            Err(e) => return fail(e),
+        };
+        (
+            catalog,
+            targets.into_iter().flat_map(|t| t.skipped).collect(),
+        )
+    };
+    if json {
+        let tools: Vec<&serde_json::value::RawValue> =
+            catalog.tools().iter().map(|t| &*t.definition).collect();
+        let out = serde_json::json!({ "tools": tools, "skipped": skipped });
+        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+    } else {
+        for tool in catalog.tools() {
+            let def: serde_json::Value =
+                serde_json::from_str(tool.definition.get()).unwrap_or_default();
+            let summary = def["title"]
+                .as_str()
+                .or(def["description"].as_str())
+                .unwrap_or("");
+            println!("{}  {}", tool.name, summary.lines().next().unwrap_or(""));
+        }
+        println!("\n{} tools, {} skipped", catalog.len(), skipped.len());
+        print_skipped(&skipped, "  ");
+    }
+    ExitCode::SUCCESS
 }

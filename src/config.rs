@@ -1,1 +1,846 @@
-//! TODO
+//! `gateway.yaml`: the configuration types, `${VAR}` / `${VAR:-default}` interpolation and
+//! validation. Every error names the file, the line and column, and what to do.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use crate::auth::outbound::ApiKeyLocation;
+
+/// The whole configuration file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address of the MCP listener (`/mcp`, `/ping`, `/healthz`, `/readyz`).
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Address of the admin listener (`/metrics`), if any.
+    #[serde(default)]
+    pub admin: Option<SocketAddr>,
+    /// Gateway-wide settings.
+    #[serde(default)]
+    pub gateway: GatewaySettings,
+    /// Inbound authentication of MCP callers.
+    #[serde(default)]
+    pub inbound: Option<Spanned<serde_json::Value>>,
+    /// The systems behind the gateway.
+    #[serde(default)]
+    pub targets: Vec<TargetConfig>,
+    /// Serve the built-in sample restaurant API (for the first-run demo).
+    #[serde(default)]
+    pub demo: Option<DemoConfig>,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8000))
+}
+
+/// `gateway:` settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewaySettings {
+    /// `serverInfo.name`.
+    pub name: String,
+    /// `instructions` sent to clients.
+    pub instructions: Option<String>,
+    /// How tool names are formed.
+    pub naming: NamingConfig,
+    /// Tools per `tools/list` page.
+    pub page_size: usize,
+    /// Largest accepted request body on `/mcp` (e.g. `4MiB`).
+    pub max_body: ByteSize,
+    /// Largest upstream answer read; larger answers are cut and marked truncated.
+    pub max_response: ByteSize,
+    /// `Origin` values accepted besides the loopback ones (e.g. `https://app.example.com`).
+    pub allowed_origins: Vec<String>,
+    /// `Host` values accepted besides the loopback ones when listening on loopback.
+    pub allowed_hosts: Vec<String>,
+    /// `ttlMs` advertised on `tools/list` and `server/discover` (2026-07-28).
+    #[serde(deserialize_with = "de_duration")]
+    pub list_ttl: Duration,
+    /// How long shutdown waits for in-flight calls.
+    #[serde(deserialize_with = "de_duration")]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        Self {
+            name: "toolgate".into(),
+            instructions: None,
+            naming: NamingConfig::default(),
+            page_size: 200,
+            max_body: ByteSize(4 << 20),
+            max_response: ByteSize(10 << 20),
+            allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
+            list_ttl: Duration::from_secs(300),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// `gateway.naming`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NamingConfig {
+    /// Between target and operation name.
+    pub separator: String,
+    /// `always` (default) or `never`.
+    pub prefix: PrefixMode,
+    /// Longest tool name (1 to 128; default 64, which every major LLM API accepts).
+    pub max_length: usize,
+}
+
+impl Default for NamingConfig {
+    fn default() -> Self {
+        Self {
+            separator: "___".into(),
+            prefix: PrefixMode::Always,
+            max_length: 64,
+        }
+    }
+}
+
+/// Whether tool names carry the target name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PrefixMode {
+    /// `target___operation`.
+    Always,
+    /// `operation` (names must then be unique across targets; duplicates get `_2`...).
+    Never,
+}
+
+/// One entry of `targets:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    /// Unique name, used as the tool name prefix.
+    pub name: Spanned<String>,
+    /// An OpenAPI-described REST API.
+    #[serde(default)]
+    pub openapi: Option<OpenApiTargetConfig>,
+    /// An AWS Lambda function (not in this build).
+    #[serde(default)]
+    pub lambda: Option<Spanned<serde_json::Value>>,
+    /// Outbound credentials.
+    #[serde(default)]
+    pub credentials: Option<Spanned<CredentialsConfig>>,
+    /// Timeout of one call (default `30s`).
+    #[serde(default = "default_timeout", deserialize_with = "de_duration")]
+    pub timeout: Duration,
+    /// Response cache (not in this build).
+    #[serde(default)]
+    pub cache: Option<Spanned<serde_json::Value>>,
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+/// `targets[].openapi`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenApiTargetConfig {
+    /// The document, relative to the config file.
+    pub spec: Spanned<PathBuf>,
+    /// Overrides the document's `servers`.
+    #[serde(default)]
+    pub base_url: Option<Spanned<String>>,
+    /// Keep only matching operations.
+    #[serde(default)]
+    pub include: Option<OperationFilter>,
+    /// Drop matching operations.
+    #[serde(default)]
+    pub exclude: Option<OperationFilter>,
+}
+
+/// Operation filter for `include` / `exclude`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OperationFilter {
+    /// operationIds.
+    pub operations: Vec<String>,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// HTTP methods (any case).
+    pub methods: Vec<String>,
+}
+
+/// `targets[].credentials`: exactly one kind.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialsConfig {
+    /// A bearer token.
+    #[serde(default)]
+    pub bearer: Option<Secret>,
+    /// An API key.
+    #[serde(default)]
+    pub api_key: Option<ApiKeyConfig>,
+    /// OAuth2 client credentials (not in this build).
+    #[serde(default)]
+    pub oauth2: Option<serde_json::Value>,
+}
+
+/// `credentials.api_key`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyConfig {
+    /// `header`, `query` or `cookie`.
+    #[serde(rename = "in")]
+    pub location: ApiKeyLocation,
+    /// Header, query parameter or cookie name.
+    pub name: String,
+    /// The key.
+    pub value: Secret,
+}
+
+/// `demo:`: the built-in sample API.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DemoConfig {
+    /// Where the sample restaurant API listens.
+    pub listen: SocketAddr,
+}
+
+/// A secret string: never printed by `Debug` or `Display`.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret value, for building credentials.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// A size in bytes, written `4MiB`, `512KiB`, `1GB` or a plain number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub usize);
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => Ok(ByteSize(n as usize)),
+            Raw::S(s) => parse_size(&s)
+                .map(ByteSize)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+fn parse_size(s: &str) -> Result<usize, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: usize = num
+        .parse()
+        .map_err(|_| format!("invalid size `{s}`: expected e.g. 4MiB, 512KiB or 1048576"))?;
+    let mult = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1_000,
+        "kib" | "k" => 1 << 10,
+        "mb" => 1_000_000,
+        "mib" | "m" => 1 << 20,
+        "gb" => 1_000_000_000,
+        "gib" | "g" => 1 << 30,
+        other => {
+            return Err(format!(
+                "unknown size unit `{other}` in `{s}`: use B, KiB, MiB, GiB, KB, MB or GB"
+            ));
+        }
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("size `{s}` is too large"))
+}
+
+/// Parses `10s`, `500ms`, `2m`, `1h`, `1m30s` or a plain number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if let Ok(secs) = s.parse::<f64>() {
+        if secs.is_finite() && secs >= 0.0 {
+            return Ok(Duration::from_secs_f64(secs));
+        }
+    }
+    let bad = || format!("invalid duration `{s}`: expected e.g. 500ms, 10s, 2m, 1h or 1m30s");
+    let mut total = Duration::ZERO;
+    let mut rest = s;
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        if digits == 0 {
+            return Err(bad());
+        }
+        let value: f64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit = &rest[..unit_len];
+        rest = &rest[unit_len..];
+        let secs = match unit {
+            "ms" => value / 1000.0,
+            "s" => value,
+            "m" => value * 60.0,
+            "h" => value * 3600.0,
+            _ => return Err(bad()),
+        };
+        total += Duration::from_secs_f64(secs);
+    }
+    Ok(total)
+}
+
+fn de_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        N(f64),
+        S(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::N(n) if n.is_finite() && n >= 0.0 => Ok(Duration::from_secs_f64(n)),
+        Raw::N(n) => Err(serde::de::Error::custom(format!("invalid duration {n}"))),
+        Raw::S(s) => parse_duration(&s).map_err(serde::de::Error::custom),
+    }
+}
+
+/// A configuration problem, with where it is.
+#[derive(Debug, thiserror::Error)]
+#[error("{}{}: {message}", file.display(), position(*line, *column))]
+pub struct ConfigError {
+    /// The file concerned.
+    pub file: PathBuf,
+    /// 1-based line, 0 when unknown.
+    pub line: u64,
+    /// 1-based column, 0 when unknown.
+    pub column: u64,
+    /// What is wrong and what to do.
+    pub message: String,
+}
+
+fn position(line: u64, column: u64) -> String {
+    match (line, column) {
+        (0, _) => String::new(),
+        (l, 0) => format!(":{l}"),
+        (l, c) => format!(":{l}:{c}"),
+    }
+}
+
+impl ConfigError {
+    /// An error at a location of the file.
+    pub fn at(file: &Path, location: &serde_saphyr::Location, message: impl Into<String>) -> Self {
+        Self {
+            file: file.to_path_buf(),
+            line: location.line(),
+            column: location.column(),
+            message: message.into(),
+        }
+    }
+
+    /// An error about the whole file.
+    pub fn file(file: &Path, message: impl Into<String>) -> Self {
+        Self {
+            file: file.to_path_buf(),
+            line: 0,
+            column: 0,
+            message: message.into(),
+        }
+    }
+}
+
+/// Every key the file format knows, for "did you mean" suggestions.
+const KNOWN_KEYS: &[&str] = &[
+    "listen",
+    "admin",
+    "gateway",
+    "inbound",
+    "targets",
+    "demo",
+    "name",
+    "instructions",
+    "naming",
+    "page_size",
+    "max_body",
+    "max_response",
+    "allowed_origins",
+    "allowed_hosts",
+    "list_ttl",
+    "shutdown_grace",
+    "separator",
+    "prefix",
+    "max_length",
+    "openapi",
+    "lambda",
+    "credentials",
+    "timeout",
+    "cache",
+    "spec",
+    "base_url",
+    "include",
+    "exclude",
+    "operations",
+    "tags",
+    "methods",
+    "bearer",
+    "api_key",
+    "oauth2",
+    "in",
+    "value",
+];
+
+impl Config {
+    /// Reads, interpolates, parses and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::file(path, format!("cannot read the configuration: {e}")))?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates configuration text; `path` names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let text = interpolate(text, &|name| std::env::var(name).ok()).map_err(
+            |(line, column, message)| ConfigError {
+                file: path.to_path_buf(),
+                line,
+                column,
+                message,
+            },
+        )?;
+        let config: Config = serde_saphyr::from_str(&text).map_err(|e| yaml_error(path, &e))?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        if let Some(inbound) = &self.inbound {
+            return Err(ConfigError::at(
+                path,
+                &inbound.referenced,
+                "`inbound` authentication is not available in this build of toolgate; remove the section \
+                 (the gateway would otherwise run unauthenticated while you believe it is protected)",
+            ));
+        }
+        let naming = &self.gateway.naming;
+        if !(1..=128).contains(&naming.max_length) {
+            return Err(ConfigError::file(
+                path,
+                "gateway.naming.max_length must be between 1 and 128",
+            ));
+        }
+        if !naming.separator.chars().all(crate::catalog::is_name_char) {
+            return Err(ConfigError::file(
+                path,
+                format!(
+                    "gateway.naming.separator `{}` may only use A-Z a-z 0-9 _ . -",
+                    naming.separator
+                ),
+            ));
+        }
+        if self.gateway.page_size == 0 {
+            return Err(ConfigError::file(
+                path,
+                "gateway.page_size must be at least 1",
+            ));
+        }
+        let mut seen: Vec<&str> = Vec::new();
+        for target in &self.targets {
+            let name = &target.name;
+            if name.value.is_empty() || !name.value.chars().all(crate::catalog::is_name_char) {
+                return Err(ConfigError::at(
+                    path,
+                    &name.referenced,
+                    format!(
+                        "target name `{}` may only use A-Z a-z 0-9 _ . - and must not be empty",
+                        name.value
+                    ),
+                ));
+            }
+            if seen.contains(&name.value.as_str()) {
+                return Err(ConfigError::at(
+                    path,
+                    &name.referenced,
+                    format!(
+                        "two targets are called `{}`; target names must be unique",
+                        name.value
+                    ),
+                ));
+            }
+            seen.push(&name.value);
+            if let Some(lambda) = &target.lambda {
+                return Err(ConfigError::at(
+                    path,
+                    &lambda.referenced,
+                    format!(
+                        "target `{}`: Lambda targets are not available in this build of toolgate",
+                        name.value
+                    ),
+                ));
+            }
+            if target.openapi.is_none() {
+                return Err(ConfigError::at(
+                    path,
+                    &name.referenced,
+                    format!(
+                        "target `{}` needs an `openapi:` section (spec, base_url...)",
+                        name.value
+                    ),
+                ));
+            }
+            if let Some(creds) = &target.credentials {
+                let c = &creds.value;
+                let kinds = [c.bearer.is_some(), c.api_key.is_some(), c.oauth2.is_some()];
+                let count = kinds.iter().filter(|k| **k).count();
+                if count != 1 {
+                    return Err(ConfigError::at(
+                        path,
+                        &creds.referenced,
+                        format!(
+                            "target `{}`: `credentials` takes exactly one of bearer, api_key or oauth2 (found {count})",
+                            name.value
+                        ),
+                    ));
+                }
+                if c.oauth2.is_some() {
+                    return Err(ConfigError::at(
+                        path,
+                        &creds.referenced,
+                        format!(
+                            "target `{}`: oauth2 credentials are not available in this build of toolgate",
+                            name.value
+                        ),
+                    ));
+                }
+            }
+            if target.timeout.is_zero() {
+                return Err(ConfigError::at(
+                    path,
+                    &name.referenced,
+                    format!("target `{}`: timeout must be above zero", name.value),
+                ));
+            }
+            if let Some(openapi) = &target.openapi
+                && let Some(base) = &openapi.base_url
+            {
+                match url::Url::parse(&base.value) {
+                    Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+                        if u.query().is_some() || u.fragment().is_some() {
+                            return Err(ConfigError::at(
+                                path,
+                                &base.referenced,
+                                "base_url must not have a query string or fragment",
+                            ));
+                        }
+                    }
+                    _ => {
+                        return Err(ConfigError::at(
+                            path,
+                            &base.referenced,
+                            format!(
+                                "base_url `{}` is not an absolute http(s) URL (e.g. http://127.0.0.1:8081/v1)",
+                                base.value
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Resolves a path written in the config relative to the config file's folder.
+    pub fn resolve(config_file: &Path, relative: &Path) -> PathBuf {
+        if relative.is_absolute() {
+            relative.to_path_buf()
+        } else {
+            config_file
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join(relative)
+        }
+    }
+
+    /// Warnings about settings that work but deserve attention.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !self.listen.ip().is_loopback() {
+            out.push(format!(
+                "listening on {} without inbound authentication: anyone who can reach this address can call every tool",
+                self.listen
+            ));
+        }
+        for target in &self.targets {
+            if target.cache.is_some() {
+                out.push(format!(
+                    "target `{}`: `cache` is not available in this build and is ignored",
+                    target.name.value
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// Turns a YAML/serde error into a located one, adding a "did you mean" for unknown keys.
+fn yaml_error(path: &Path, e: &serde_saphyr::Error) -> ConfigError {
+    let location = e.location();
+    let mut message = e.to_string();
+    // serde-saphyr renders a multi-line snippet; keep the first line, the location is ours.
+    if let Some(first) = message.lines().next() {
+        message = first.trim().to_string();
+    }
+    message = strip_prefix_location(&message).to_string();
+    if message.contains("socket address") {
+        message.push_str(" (expected host:port, e.g. 127.0.0.1:8000 or 0.0.0.0:8000)");
+    }
+    if let Some(rest) = message.split("unknown field `").nth(1)
+        && let Some(field) = rest.split('`').next()
+        && let Some(best) = KNOWN_KEYS
+            .iter()
+            .map(|k| (strsim::jaro_winkler(field, k), *k))
+            .filter(|(score, _)| *score > 0.8)
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+    {
+        message.push_str(&format!(" (did you mean `{}`?)", best.1));
+    }
+    match location {
+        Some(loc) => ConfigError::at(path, &loc, message),
+        None => ConfigError::file(path, message),
+    }
+}
+
+/// Drops serde-saphyr's own `error: line N column M: ` prefix (we print the location).
+fn strip_prefix_location(message: &str) -> &str {
+    let m = message.strip_prefix("error: ").unwrap_or(message);
+    if let Some(rest) = m.strip_prefix("line ")
+        && let Some((_, after)) = rest.split_once(": ")
+        && rest
+            .split(": ")
+            .next()
+            .is_some_and(|loc| loc.contains(" column "))
+    {
+        return after;
+    }
+    m
+}
+
+/// Expands `${VAR}` and `${VAR:-default}` in configuration text; `$${` is a literal `${`.
+/// A value that is not plain YAML-safe text is inserted as a quoted YAML string, so that an
+/// environment value can never change the structure of the file. Errors carry the
+/// 1-based line and column of the placeholder.
+pub fn interpolate(
+    text: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, (u64, u64, String)> {
+    let mut out = String::with_capacity(text.len());
+    for (line_no, line) in text.split_inclusive('\n').enumerate() {
+        let mut rest = line;
+        let mut col = 0usize;
+        while let Some(pos) = rest.find("${") {
+            if rest[..pos].ends_with('$') {
+                out.push_str(&rest[..pos - 1]);
+                out.push_str("${");
+                rest = &rest[pos + 2..];
+                col += pos + 2;
+                continue;
+            }
+            out.push_str(&rest[..pos]);
+            let at = (line_no as u64 + 1, (col + pos) as u64 + 1);
+            let Some(end) = rest[pos..].find('}') else {
+                return Err((
+                    at.0,
+                    at.1,
+                    "unclosed `${`: write ${NAME} or ${NAME:-default} (or $${ for a literal)"
+                        .into(),
+                ));
+            };
+            let inner = &rest[pos + 2..pos + end];
+            let (name, default) = match inner.split_once(":-") {
+                Some((n, d)) => (n, Some(d)),
+                None => (inner, None),
+            };
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err((
+                    at.0,
+                    at.1,
+                    format!(
+                        "`${{{inner}}}` is not a valid variable reference: names use A-Z, 0-9 and _"
+                    ),
+                ));
+            }
+            let value = match (lookup(name), default) {
+                (Some(v), _) => v,
+                (None, Some(d)) => d.to_string(),
+                (None, None) => {
+                    return Err((
+                        at.0,
+                        at.1,
+                        format!(
+                            "environment variable {name} is not set (set it, or write ${{{name}:-default}})"
+                        ),
+                    ));
+                }
+            };
+            let before = &line[..line.len() - rest.len() + pos];
+            push_yaml_safe(&mut out, &value, before);
+            rest = &rest[pos + end + 1..];
+            col += pos + end + 1;
+        }
+        out.push_str(rest);
+    }
+    Ok(out)
+}
+
+/// Appends `value` so that it stays one scalar whatever it contains: inside a double-quoted
+/// string it is escaped; inside a single-quoted one quotes are doubled; elsewhere plain-safe
+/// text goes as is and anything else as a double-quoted string.
+fn push_yaml_safe(out: &mut String, value: &str, line_before: &str) {
+    let (mut in_double, mut in_single, mut escaped) = (false, false, false);
+    for c in line_before.chars() {
+        match c {
+            '\\' if in_double && !escaped => {
+                escaped = true;
+                continue;
+            }
+            '"' if !in_single && !escaped => in_double = !in_double,
+            '\'' if !in_double => in_single = !in_single,
+            _ => {}
+        }
+        escaped = false;
+    }
+    if in_double {
+        let quoted = serde_json::to_string(value).unwrap_or_default();
+        out.push_str(&quoted[1..quoted.len() - 1]);
+    } else if in_single {
+        out.push_str(&value.replace('\'', "''"));
+    } else if !value.is_empty()
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-/:@+=~,%".contains(c))
+        && !value.contains(": ")
+        && !value.starts_with(['-', ':', '@', '%', ','])
+    {
+        out.push_str(value);
+    } else {
+        out.push_str(&serde_json::to_string(value).unwrap_or_default());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "TOKEN" => Some("abc.def".into()),
+            "TRICKY" => Some("a: b # c\n- d".into()),
+            "QUOTE" => Some("it's \"x\"".into()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn interpolation_expands_and_defaults() {
+        let out = interpolate("a: ${TOKEN}\nb: ${MISSING:-dflt}\nc: $${LIT}\n", &env).unwrap();
+        assert_eq!(out, "a: abc.def\nb: dflt\nc: ${LIT}\n");
+    }
+
+    #[test]
+    fn interpolation_keeps_structure_for_hostile_values() {
+        #[derive(Deserialize)]
+        struct T {
+            a: String,
+            b: String,
+            c: String,
+        }
+        let text = interpolate("a: ${TRICKY}\nb: \"x ${QUOTE}\"\nc: 'y ${QUOTE}'\n", &env).unwrap();
+        let t: T = serde_saphyr::from_str(&text).unwrap();
+        assert_eq!(t.a, "a: b # c\n- d");
+        assert_eq!(t.b, "x it's \"x\"");
+        assert_eq!(t.c, "y it's \"x\"");
+    }
+
+    #[test]
+    fn missing_variable_is_located() {
+        let err = interpolate("x: 1\ny: ${NOPE}\n", &env).unwrap_err();
+        assert_eq!((err.0, err.1), (2, 4));
+        assert!(err.2.contains("NOPE"), "{}", err.2);
+    }
+
+    #[test]
+    fn durations_and_sizes() {
+        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
+        assert!(parse_duration("10 parsecs").is_err());
+        assert_eq!(parse_size("4MiB").unwrap(), 4 << 20);
+        assert_eq!(parse_size("512KiB").unwrap(), 512 << 10);
+        assert!(parse_size("4 lightyears").is_err());
+    }
+
+    #[test]
+    fn unknown_key_is_located_with_suggestion() {
+        let err = Config::parse(
+            "listen: 127.0.0.1:8000\ngateway:\n  nmae: x\n",
+            Path::new("gw.yaml"),
+        )
+        .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("gw.yaml:3:"), "{msg}");
+        assert!(msg.contains("did you mean `name`"), "{msg}");
+    }
+
+    #[test]
+    fn wrong_type_is_located() {
+        let err = Config::parse(
+            "targets:\n  - name: a\n    timeout: soon\n    openapi: {spec: x.yaml}\n",
+            Path::new("gw.yaml"),
+        )
+        .unwrap_err();
+        assert_eq!(err.line, 3, "{err}");
+        assert!(err.message.contains("duration"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_targets_and_two_credentials_are_rejected() {
+        let dup = "targets:\n  - name: a\n    openapi: {spec: x.yaml}\n  - name: a\n    openapi: {spec: y.yaml}\n";
+        let err = Config::parse(dup, Path::new("gw.yaml")).unwrap_err();
+        assert_eq!(err.line, 4, "{err}");
+        let two = "targets:\n  - name: a\n    openapi: {spec: x.yaml}\n    credentials:\n      bearer: t\n      api_key: {in: header, name: X, value: v}\n";
+        let err = Config::parse(two, Path::new("gw.yaml")).unwrap_err();
+        assert!(err.message.contains("exactly one"), "{err}");
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        let cfg = Config::parse(
+            "targets:\n  - name: a\n    openapi: {spec: x.yaml}\n    credentials: {bearer: hunter2}\n",
+            Path::new("gw.yaml"),
+        )
+        .unwrap();
+        let debug = format!("{cfg:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+    }
+}

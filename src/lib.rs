@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod gateway;
 pub mod mcp;
 pub mod openapi;
 pub mod server;

@@ -1,1 +1,366 @@
-//! TODO
+//! MCP over Streamable HTTP at `/mcp`: one endpoint serving the stateless revision
+//! 2026-07-28 (per-request `_meta`, `server/discover`, routing headers) and the handshake
+//! revisions 2025-11-25, 2025-06-18 and 2025-03-26 (`initialize`). No session state is kept,
+//! so any replica answers any request.
+//!
+//! The HTTP checks (method, media types, Origin/Host, size) live in [`transport`]; each MCP
+//! method has its own file and the dispatcher below is one `match`.
+
+mod discover;
+mod initialize;
+pub mod jsonrpc;
+mod lists;
+mod tools_call;
+mod tools_list;
+pub mod transport;
+
+use std::sync::Arc;
+
+use http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::catalog::Catalog;
+use crate::targets::http::HttpClient;
+use jsonrpc::{RpcError, code};
+
+/// The stateless revision.
+pub const MODERN_VERSION: &str = "2026-07-28";
+/// Handshake revisions, newest first.
+pub const LEGACY_VERSIONS: [&str; 3] = ["2025-11-25", "2025-06-18", "2025-03-26"];
+/// Every supported revision, newest first.
+pub const SUPPORTED_VERSIONS: [&str; 4] = [
+    MODERN_VERSION,
+    LEGACY_VERSIONS[0],
+    LEGACY_VERSIONS[1],
+    LEGACY_VERSIONS[2],
+];
+
+const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+
+/// Which protocol era a request is served in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Era {
+    /// 2026-07-28: stateless, `resultType` on results, HTTP status per error kind.
+    Modern,
+    /// 2025-03-26 to 2025-11-25: `initialize` handshake.
+    Legacy,
+}
+
+/// Settings of the endpoint, derived from `gateway.yaml` once.
+#[derive(Debug, Clone)]
+pub struct EndpointSettings {
+    /// `serverInfo.name`.
+    pub server_name: String,
+    /// `instructions`.
+    pub instructions: Option<String>,
+    /// Tools per `tools/list` page.
+    pub page_size: usize,
+    /// `ttlMs` on cacheable results.
+    pub list_ttl_ms: u64,
+    /// Largest request body.
+    pub max_body: usize,
+    /// Origin and Host policy.
+    pub origins: transport::OriginPolicy,
+}
+
+/// The `/mcp` endpoint: catalog, upstream client and settings.
+pub struct McpEndpoint {
+    catalog: Arc<Catalog>,
+    http: HttpClient,
+    settings: EndpointSettings,
+    /// `serverInfo` object, serialized once.
+    server_info: Box<RawValue>,
+}
+
+/// What the endpoint answers to one POST.
+pub enum Reply {
+    /// A JSON-RPC response body with its HTTP status.
+    Json(StatusCode, Vec<u8>),
+    /// 202 Accepted with no body (notifications and client responses).
+    Accepted,
+}
+
+/// What every request carries in `params._meta` (2026-07-28).
+#[derive(Deserialize, Default)]
+struct MetaEnvelope<'a> {
+    #[serde(rename = "_meta", default, borrow)]
+    meta: Option<Meta<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+struct Meta<'a> {
+    #[serde(rename = "io.modelcontextprotocol/protocolVersion", default, borrow)]
+    protocol_version: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "io.modelcontextprotocol/clientCapabilities", default, borrow)]
+    client_capabilities: Option<&'a RawValue>,
+}
+
+/// A request being served: its id, era and headers.
+pub struct Call<'a> {
+    /// The request id, echoed in the response.
+    pub id: &'a RawValue,
+    /// The era it is served in.
+    pub era: Era,
+    /// The HTTP headers (for `Mcp-Name`).
+    pub headers: &'a HeaderMap,
+}
+
+impl McpEndpoint {
+    /// Builds the endpoint.
+    pub fn new(catalog: Arc<Catalog>, http: HttpClient, settings: EndpointSettings) -> Self {
+        let server_info = serde_json::value::to_raw_value(&serde_json::json!({
+            "name": settings.server_name,
+            "title": settings.server_name,
+            "version": crate::VERSION,
+        }))
+        .expect("server info serializes");
+        Self {
+            catalog,
+            http,
+            settings,
+            server_info,
+        }
+    }
+
+    /// The catalog served.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// The endpoint settings.
+    pub fn settings(&self) -> &EndpointSettings {
+        &self.settings
+    }
+
+    /// Handles one JSON-RPC message (the body of a POST).
+    pub async fn handle_message(&self, body: &[u8], headers: &HeaderMap) -> Reply {
+        let message: jsonrpc::Message = match serde_json::from_slice(body) {
+            Ok(m) => m,
+            Err(e) => {
+                let trimmed = body.iter().find(|b| !b.is_ascii_whitespace());
+                let error = if trimmed == Some(&b'[') {
+                    RpcError::new(
+                        code::INVALID_REQUEST,
+                        "batch requests are not supported: send one JSON-RPC message per POST",
+                    )
+                } else if e.is_data() {
+                    RpcError::new(
+                        code::INVALID_REQUEST,
+                        format!("not a JSON-RPC message: {e}"),
+                    )
+                } else {
+                    RpcError::new(code::PARSE_ERROR, format!("parse error: {e}"))
+                };
+                return Reply::Json(
+                    StatusCode::BAD_REQUEST,
+                    jsonrpc::error_response(None, &error),
+                );
+            }
+        };
+        if message.jsonrpc.as_deref() != Some("2.0") {
+            let error = RpcError::new(
+                code::INVALID_REQUEST,
+                "invalid request: `jsonrpc` must be \"2.0\"",
+            );
+            return Reply::Json(
+                StatusCode::BAD_REQUEST,
+                jsonrpc::error_response(message.id, &error),
+            );
+        }
+        let Some(method) = message.method.as_deref() else {
+            if message.id.is_some() && (message.result.is_some() || message.error.is_some()) {
+                // A response to a server request; this server sends none, so nothing to match.
+                return Reply::Accepted;
+            }
+            let error = RpcError::new(
+                code::INVALID_REQUEST,
+                "invalid request: `method` is missing",
+            );
+            return Reply::Json(
+                StatusCode::BAD_REQUEST,
+                jsonrpc::error_response(message.id, &error),
+            );
+        };
+        let Some(id) = message.id else {
+            // Notifications (`notifications/initialized`, `notifications/cancelled`...) need
+            // no state here.
+            return Reply::Accepted;
+        };
+        if !jsonrpc::valid_id(id) {
+            let error = RpcError::new(
+                code::INVALID_REQUEST,
+                "invalid request: `id` must be a string or an integer",
+            );
+            return Reply::Json(
+                StatusCode::BAD_REQUEST,
+                jsonrpc::error_response(None, &error),
+            );
+        }
+        if message.params.is_some_and(|p| !p.get().starts_with('{')) {
+            let error = RpcError::invalid_params("`params` must be an object");
+            return Reply::Json(
+                StatusCode::BAD_REQUEST,
+                jsonrpc::error_response(Some(id), &error),
+            );
+        }
+        let era = match self.era_of(method, message.params, headers) {
+            Ok(era) => era,
+            Err(error) => {
+                return Reply::Json(error.status, jsonrpc::error_response(Some(id), &error));
+            }
+        };
+        let call = Call { id, era, headers };
+        let mut out = Vec::with_capacity(256);
+        let result = match method {
+            "tools/call" => tools_call::handle(self, &call, message.params, &mut out).await,
+            "tools/list" => tools_list::handle(self, &call, message.params, &mut out),
+            "server/discover" => discover::handle(self, &call, &mut out),
+            "initialize" if era == Era::Legacy => {
+                initialize::handle(self, &call, message.params, &mut out)
+            }
+            "ping" if era == Era::Legacy => {
+                jsonrpc::begin_result(&mut out, id);
+                out.extend_from_slice(b"{}");
+                jsonrpc::end_result(&mut out);
+                Ok(())
+            }
+            "prompts/list" | "resources/list" | "resources/templates/list" => {
+                lists::empty(self, &call, method, message.params, &mut out)
+            }
+            "resources/read" => Err(RpcError::invalid_params(
+                "resource not found: this server has no resources",
+            )),
+            _ => {
+                let error = RpcError::new(
+                    code::METHOD_NOT_FOUND,
+                    format!("method not found: {method}"),
+                );
+                Err(match era {
+                    Era::Modern => error.with_status(StatusCode::NOT_FOUND),
+                    Era::Legacy => error,
+                })
+            }
+        };
+        match result {
+            Ok(()) => Reply::Json(StatusCode::OK, out),
+            Err(error) => Reply::Json(error.status, jsonrpc::error_response(Some(id), &error)),
+        }
+    }
+
+    /// Decides the era of a request and, for 2026-07-28, checks `_meta` and the routing
+    /// headers against the body, in the order the specification gives.
+    fn era_of(
+        &self,
+        method: &str,
+        params: Option<&RawValue>,
+        headers: &HeaderMap,
+    ) -> Result<Era, RpcError> {
+        let header_version = header_str(headers, "mcp-protocol-version");
+        let envelope: MetaEnvelope = match params {
+            Some(p) => serde_json::from_str(p.get()).map_err(|e| {
+                RpcError::invalid_params(format!("invalid `_meta`: {e}"))
+                    .with_status(StatusCode::BAD_REQUEST)
+            })?,
+            None => MetaEnvelope::default(),
+        };
+        let meta_version = envelope
+            .meta
+            .as_ref()
+            .and_then(|m| m.protocol_version.as_deref());
+        let modern = meta_version.is_some() || header_version == Some(MODERN_VERSION);
+        if !modern {
+            if method == "initialize" {
+                return Ok(Era::Legacy);
+            }
+            return match header_version {
+                None => Ok(Era::Legacy),
+                Some(v) if LEGACY_VERSIONS.contains(&v) => Ok(Era::Legacy),
+                Some(v) => Err(unsupported_version(v)),
+            };
+        }
+        let bad_request =
+            |m: String| RpcError::invalid_params(m).with_status(StatusCode::BAD_REQUEST);
+        let Some(meta) = envelope.meta else {
+            return Err(bad_request(format!(
+                "params._meta is required in protocol {MODERN_VERSION}: it carries \"{META_PROTOCOL_VERSION}\" and \"io.modelcontextprotocol/clientCapabilities\""
+            )));
+        };
+        let Some(version) = meta.protocol_version.as_deref() else {
+            return Err(bad_request(format!(
+                "params._meta[\"{META_PROTOCOL_VERSION}\"] is required"
+            )));
+        };
+        if !meta
+            .client_capabilities
+            .is_some_and(|c| c.get().starts_with('{'))
+        {
+            return Err(bad_request(
+                "params._meta[\"io.modelcontextprotocol/clientCapabilities\"] is required and must be an object".into(),
+            ));
+        }
+        match header_version {
+            None => {
+                return Err(RpcError::header_mismatch(
+                    "the MCP-Protocol-Version header is required",
+                ));
+            }
+            Some(h) if h != version => {
+                return Err(RpcError::header_mismatch(format!(
+                    "Header mismatch: MCP-Protocol-Version header value '{h}' does not match body value '{version}'"
+                )));
+            }
+            Some(_) => {}
+        }
+        match header_str(headers, "mcp-method") {
+            None => {
+                return Err(RpcError::header_mismatch(
+                    "the Mcp-Method header is required",
+                ));
+            }
+            Some(h) if h != method => {
+                return Err(RpcError::header_mismatch(format!(
+                    "Header mismatch: Mcp-Method header value '{h}' does not match body value '{method}'"
+                )));
+            }
+            Some(_) => {}
+        }
+        if version != MODERN_VERSION {
+            return Err(unsupported_version(version));
+        }
+        Ok(Era::Modern)
+    }
+
+    fn server_info(&self) -> &RawValue {
+        &self.server_info
+    }
+}
+
+/// `UnsupportedProtocolVersion` (HTTP 400) listing what is supported.
+fn unsupported_version(requested: &str) -> RpcError {
+    RpcError::new(
+        code::UNSUPPORTED_PROTOCOL_VERSION,
+        format!(
+            "Unsupported protocol version '{requested}': this server supports {}",
+            SUPPORTED_VERSIONS.join(", ")
+        ),
+    )
+    .with_status(StatusCode::BAD_REQUEST)
+    .with_data(serde_json::json!({ "supported": SUPPORTED_VERSIONS, "requested": requested }))
+}
+
+/// A header's value with optional whitespace trimmed, if present and visible ASCII.
+fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim_matches([' ', '\t']))
+}
+
+/// Writes the fields every complete result carries in the modern era (`resultType`),
+/// followed by a comma when more fields follow.
+fn write_result_type(out: &mut Vec<u8>, era: Era) {
+    if era == Era::Modern {
+        out.extend_from_slice(b"\"resultType\":\"complete\",");
+    }
+}

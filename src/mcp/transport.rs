@@ -1,0 +1,342 @@
+//! Streamable HTTP for `/mcp`: HTTP method, Origin/Host (DNS rebinding), media types and
+//! body size are checked here before a message reaches the dispatcher; the answer goes back
+//! as JSON, or as a one-event SSE stream to a client that accepts only that.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http::header::{ACCEPT, ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HOST, ORIGIN};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http_body::Body;
+use http_body_util::{BodyExt, Full, Limited};
+
+use super::jsonrpc::{self, RpcError, code};
+use super::{McpEndpoint, Reply};
+
+/// Which `Origin` and `Host` values are accepted.
+#[derive(Debug, Clone, Default)]
+pub struct OriginPolicy {
+    /// Extra accepted origins, e.g. `https://app.example.com` (exact, lower-case).
+    pub allowed_origins: Vec<String>,
+    /// Extra accepted hosts (host or host:port, lower-case). When the listener is on
+    /// loopback, or this list is not empty, `Host` must be loopback or listed.
+    pub allowed_hosts: Vec<String>,
+    /// Whether the listener is bound to a loopback address.
+    pub loopback_listener: bool,
+}
+
+impl OriginPolicy {
+    /// The policy for a listener on `listen`.
+    pub fn new(listen: SocketAddr, allowed_origins: &[String], allowed_hosts: &[String]) -> Self {
+        Self {
+            allowed_origins: allowed_origins
+                .iter()
+                .map(|o| o.trim_end_matches('/').to_ascii_lowercase())
+                .collect(),
+            allowed_hosts: allowed_hosts
+                .iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect(),
+            loopback_listener: listen.ip().is_loopback(),
+        }
+    }
+
+    /// Whether a request with these headers may proceed.
+    pub fn allows(&self, headers: &HeaderMap) -> Result<(), &'static str> {
+        if let Some(origin) = headers.get(ORIGIN) {
+            let origin = origin
+                .to_str()
+                .map_err(|_| "the Origin header is not valid")?
+                .trim()
+                .to_ascii_lowercase();
+            let host = origin.split_once("://").map(|(_, rest)| rest).unwrap_or("");
+            if !(is_loopback_authority(host) || self.allowed_origins.iter().any(|o| *o == origin)) {
+                return Err("this Origin is not allowed: add it to gateway.allowed_origins");
+            }
+        }
+        if self.loopback_listener || !self.allowed_hosts.is_empty() {
+            let host = headers
+                .get(HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            // HTTP/2 requests carry the authority in the URI instead; an absent Host is a
+            // client that is not a browser, which DNS rebinding cannot drive.
+            if !host.is_empty()
+                && !(is_loopback_authority(&host) || self.allowed_hosts.iter().any(|h| *h == host))
+            {
+                return Err("this Host is not allowed: add it to gateway.allowed_hosts");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `localhost`, `127.x.x.x` or `[::1]`, with or without a port.
+fn is_loopback_authority(authority: &str) -> bool {
+    let host = if let Some(rest) = authority.strip_prefix('[') {
+        rest.split(']').next().unwrap_or("")
+    } else {
+        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+    };
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The response type of the gateway's HTTP services.
+pub type HttpResponse = Response<Full<Bytes>>;
+
+fn plain_error(status: StatusCode, error: &RpcError) -> HttpResponse {
+    json_response(status, jsonrpc::error_response(None, error))
+}
+
+fn json_response(status: StatusCode, body: Vec<u8>) -> HttpResponse {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// What the client accepts for the answer.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Accepts {
+    Json,
+    SseOnly,
+    Neither,
+}
+
+fn accepts(headers: &HeaderMap) -> Accepts {
+    let mut json = false;
+    let mut sse = false;
+    let mut any = headers.get_all(ACCEPT).iter().next().is_none();
+    for value in headers.get_all(ACCEPT) {
+        for item in value.to_str().unwrap_or("").split(',') {
+            let media = item
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            match media.as_str() {
+                "application/json" => json = true,
+                "text/event-stream" => sse = true,
+                "*/*" | "application/*" => any = true,
+                _ => {}
+            }
+        }
+    }
+    match (json || any, sse) {
+        (true, _) => Accepts::Json,
+        (false, true) => Accepts::SseOnly,
+        (false, false) => Accepts::Neither,
+    }
+}
+
+/// Serves one HTTP request to the MCP endpoint.
+pub async fn serve<B>(endpoint: &McpEndpoint, request: Request<B>) -> HttpResponse
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    if let Err(reason) = endpoint.settings().origins.allows(request.headers()) {
+        return plain_error(
+            StatusCode::FORBIDDEN,
+            &RpcError::new(code::INVALID_REQUEST, reason),
+        );
+    }
+    if request.method() != Method::POST {
+        let mut response = plain_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &RpcError::new(
+                code::INVALID_REQUEST,
+                "method not allowed: this endpoint takes POST (it offers no GET stream and keeps no sessions to DELETE)",
+            ),
+        );
+        response
+            .headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("POST"));
+        return response;
+    }
+    let content_type = request
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let media = content_type.split(';').next().unwrap_or("").trim();
+    if !media.eq_ignore_ascii_case("application/json") {
+        return plain_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            &RpcError::new(
+                code::INVALID_REQUEST,
+                "Content-Type must be application/json",
+            ),
+        );
+    }
+    let accept = accepts(request.headers());
+    if accept == Accepts::Neither {
+        return plain_error(
+            StatusCode::NOT_ACCEPTABLE,
+            &RpcError::new(
+                code::INVALID_REQUEST,
+                "the Accept header must list application/json and text/event-stream",
+            ),
+        );
+    }
+    let max = endpoint.settings().max_body;
+    let too_large = || {
+        plain_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &RpcError::new(
+                code::INVALID_REQUEST,
+                format!("request body exceeds the limit of {max} bytes (gateway.max_body)"),
+            ),
+        )
+    };
+    if request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .is_some_and(|n| n > max)
+    {
+        return too_large();
+    }
+    let (parts, body) = request.into_parts();
+    let body = match Limited::new(body, max).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            return too_large();
+        }
+        Err(e) => {
+            return plain_error(
+                StatusCode::BAD_REQUEST,
+                &RpcError::new(
+                    code::INVALID_REQUEST,
+                    format!("could not read the request body: {e}"),
+                ),
+            );
+        }
+    };
+    match endpoint.handle_message(&body, &parts.headers).await {
+        Reply::Accepted => {
+            let mut response = Response::new(Full::new(Bytes::new()));
+            *response.status_mut() = StatusCode::ACCEPTED;
+            response
+        }
+        Reply::Json(status, body) if accept == Accepts::SseOnly => sse_response(status, &body),
+        Reply::Json(status, body) => json_response(status, body),
+    }
+}
+
+/// One SSE `message` event carrying the response, then the end of the stream.
+fn sse_response(status: StatusCode, json: &[u8]) -> HttpResponse {
+    let mut body = Vec::with_capacity(json.len() + 24);
+    body.extend_from_slice(b"event: message\ndata: ");
+    body.extend_from_slice(json);
+    body.extend_from_slice(b"\n\n");
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn origin_and_host_policy() {
+        let policy = OriginPolicy::new(
+            "127.0.0.1:8000".parse().unwrap(),
+            &["https://app.example.com".into()],
+            &[],
+        );
+        assert!(
+            policy
+                .allows(&headers(&[("host", "127.0.0.1:8000")]))
+                .is_ok()
+        );
+        assert!(
+            policy
+                .allows(&headers(&[
+                    ("host", "localhost:8000"),
+                    ("origin", "http://localhost:6274")
+                ]))
+                .is_ok()
+        );
+        assert!(policy.allows(&headers(&[("host", "[::1]:8000")])).is_ok());
+        assert!(
+            policy
+                .allows(&headers(&[("host", "evil.example.com")]))
+                .is_err()
+        );
+        assert!(
+            policy
+                .allows(&headers(&[
+                    ("host", "127.0.0.1:8000"),
+                    ("origin", "http://evil.example.com")
+                ]))
+                .is_err()
+        );
+        assert!(
+            policy
+                .allows(&headers(&[
+                    ("host", "localhost"),
+                    ("origin", "https://app.example.com")
+                ]))
+                .is_ok()
+        );
+        assert!(
+            policy
+                .allows(&headers(&[("host", "localhost.evil.com")]))
+                .is_err()
+        );
+        let public = OriginPolicy::new("0.0.0.0:8000".parse().unwrap(), &[], &[]);
+        assert!(
+            public
+                .allows(&headers(&[("host", "gateway.example.com")]))
+                .is_ok()
+        );
+        assert!(
+            public
+                .allows(&headers(&[
+                    ("host", "gateway.example.com"),
+                    ("origin", "https://evil.com")
+                ]))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn accept_negotiation() {
+        assert!(
+            accepts(&headers(&[(
+                "accept",
+                "application/json, text/event-stream"
+            )])) == Accepts::Json
+        );
+        assert!(accepts(&headers(&[("accept", "text/event-stream")])) == Accepts::SseOnly);
+        assert!(accepts(&headers(&[])) == Accepts::Json);
+        assert!(accepts(&headers(&[("accept", "text/html")])) == Accepts::Neither);
+    }
+}
