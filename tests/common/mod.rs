@@ -1,0 +1,316 @@
+//! Test harness: a recording upstream REST server and the gateway, both on 127.0.0.1 with
+//! ephemeral ports, talking over real sockets.
+#![allow(dead_code)]
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, oneshot};
+
+/// One request the upstream received.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    /// Path and query, exactly as received.
+    pub uri: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Recorded {
+    pub fn path(&self) -> &str {
+        self.uri.split('?').next().unwrap_or("")
+    }
+    pub fn query(&self) -> &str {
+        self.uri.split_once('?').map_or("", |(_, q)| q)
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("upstream received JSON")
+    }
+}
+
+/// What the upstream answers.
+pub enum Answer {
+    Json(u16, Value),
+    Raw(u16, &'static str, Vec<u8>),
+    /// Never answers (for timeouts).
+    Hang,
+    /// Answers once the notify fires (for draining).
+    After(Arc<Notify>, Value),
+}
+
+pub type Handler = Arc<dyn Fn(&Recorded) -> Answer + Send + Sync>;
+
+/// A REST server on 127.0.0.1 that records every request.
+pub struct Upstream {
+    pub addr: SocketAddr,
+    requests: Arc<Mutex<Vec<Recorded>>>,
+    arrived: Arc<Notify>,
+}
+
+impl Upstream {
+    pub async fn start(handler: impl Fn(&Recorded) -> Answer + Send + Sync + 'static) -> Upstream {
+        let handler: Handler = Arc::new(handler);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let arrived = Arc::new(Notify::new());
+        let (reqs, notify) = (requests.clone(), arrived.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (handler, reqs, notify) = (handler.clone(), reqs.clone(), notify.clone());
+                tokio::spawn(async move {
+                    let service = service_fn(move |req: Request<Incoming>| {
+                        let (handler, reqs, notify) =
+                            (handler.clone(), reqs.clone(), notify.clone());
+                        async move {
+                            let (parts, body) = req.into_parts();
+                            let body = body
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes())
+                                .unwrap_or_default();
+                            let recorded = Recorded {
+                                method: parts.method.to_string(),
+                                uri: parts
+                                    .uri
+                                    .path_and_query()
+                                    .map(|p| p.to_string())
+                                    .unwrap_or_default(),
+                                headers: parts.headers,
+                                body,
+                            };
+                            let answer = handler(&recorded);
+                            reqs.lock().unwrap().push(recorded);
+                            notify.notify_waiters();
+                            let (status, ct, body) = match answer {
+                                Answer::Json(s, v) => {
+                                    (s, "application/json", v.to_string().into_bytes())
+                                }
+                                Answer::Raw(s, ct, b) => (s, ct, b),
+                                Answer::Hang => std::future::pending().await,
+                                Answer::After(n, v) => {
+                                    n.notified().await;
+                                    (200, "application/json", v.to_string().into_bytes())
+                                }
+                            };
+                            let mut resp = Response::new(Full::new(Bytes::from(body)));
+                            *resp.status_mut() = StatusCode::from_u16(status).unwrap();
+                            resp.headers_mut()
+                                .insert("content-type", ct.parse().unwrap());
+                            Ok::<_, Infallible>(resp)
+                        }
+                    });
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Upstream {
+            addr,
+            requests,
+            arrived,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    pub fn count(&self) -> usize {
+        self.requests.lock().unwrap().len()
+    }
+
+    /// Waits until at least `n` requests have arrived.
+    pub async fn wait_for(&self, n: usize) {
+        loop {
+            let notified = self.arrived.notified();
+            if self.count() >= n {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// A running gateway on 127.0.0.1:<ephemeral>.
+pub struct Gateway {
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+    done: Option<tokio::task::JoinHandle<()>>,
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+impl Gateway {
+    /// Writes `yaml` as gateway.yaml into a temp dir (with `files` copied beside it), loads
+    /// it and serves it.
+    pub async fn start(yaml: &str, files: &[(&str, &Path)]) -> Gateway {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, source) in files {
+            std::fs::copy(source, dir.path().join(name)).unwrap();
+        }
+        let config = dir.path().join("gateway.yaml");
+        std::fs::write(&config, yaml).unwrap();
+        let loaded =
+            toolgate::gateway::load(&config).unwrap_or_else(|e| panic!("config loads: {e}"));
+        let http = toolgate::targets::http::HttpClient::new().unwrap();
+        let (endpoint, config) = loaded.into_endpoint(http);
+        let server = toolgate::server::Server::bind(
+            endpoint,
+            "127.0.0.1:0".parse().unwrap(),
+            None,
+            config.gateway.shutdown_grace,
+        )
+        .await
+        .unwrap();
+        let addr = server.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel();
+        let done = tokio::spawn(server.run(async move {
+            let _ = rx.await;
+        }));
+        Gateway {
+            addr,
+            dir,
+            shutdown: Some(tx),
+            done: Some(done),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/mcp", self.addr)
+    }
+
+    /// Begins shutdown; the returned handle resolves when the server has drained.
+    pub fn shutdown(&mut self) -> tokio::task::JoinHandle<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.done.take().expect("not shut down twice")
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// An rmcp client over Streamable HTTP, in the given lifecycle.
+pub async fn client(
+    url: &str,
+    lifecycle: rmcp::ClientLifecycleMode,
+) -> rmcp::service::RunningService<rmcp::RoleClient, rmcp::model::ClientConfig> {
+    use rmcp::ClientServiceExt;
+    let transport = rmcp::transport::StreamableHttpClientTransport::from_uri(url.to_string());
+    rmcp::model::ClientConfig::default()
+        .serve_with_lifecycle(transport, lifecycle)
+        .await
+        .unwrap_or_else(|e| panic!("MCP client connects: {e}"))
+}
+
+/// The lifecycles every end-to-end test runs in: the stateless revision and each
+/// handshake revision.
+pub fn all_lifecycles() -> Vec<(&'static str, rmcp::ClientLifecycleMode)> {
+    use rmcp::ClientLifecycleMode as L;
+    use rmcp::model::ProtocolVersion as V;
+    vec![
+        (
+            "2026-07-28",
+            L::Discover {
+                preferred_versions: vec![V::V_2026_07_28],
+            },
+        ),
+        (
+            "2025-11-25",
+            L::Auto {
+                preferred_versions: vec![V::V_2025_11_25],
+                legacy_version: Some(V::V_2025_11_25),
+            },
+        ),
+        (
+            "2025-06-18",
+            L::Auto {
+                preferred_versions: vec![V::V_2025_06_18],
+                legacy_version: Some(V::V_2025_06_18),
+            },
+        ),
+        (
+            "2025-03-26",
+            L::Auto {
+                preferred_versions: vec![V::V_2025_03_26],
+                legacy_version: Some(V::V_2025_03_26),
+            },
+        ),
+    ]
+}
+
+/// POSTs a raw body to the gateway with the given headers; returns status, headers, body.
+pub async fn post_raw(
+    url: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<reqwest::Body>,
+) -> (u16, HeaderMap, Value) {
+    let client = reqwest::Client::new();
+    let mut req = client.post(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = req.body(body).send().await.unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let bytes = resp.bytes().await.unwrap();
+    let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (status, headers, value)
+}
+
+/// Headers of a well-formed 2026-07-28 request.
+pub fn modern_headers<'a>(method: &'a str, name: Option<&'a str>) -> Vec<(&'a str, &'a str)> {
+    let mut h = vec![
+        ("content-type", "application/json"),
+        ("accept", "application/json, text/event-stream"),
+        ("mcp-protocol-version", "2026-07-28"),
+        ("mcp-method", method),
+    ];
+    if let Some(n) = name {
+        h.push(("mcp-name", n));
+    }
+    h
+}
+
+/// `params._meta` of a well-formed 2026-07-28 request.
+pub fn modern_meta() -> Value {
+    serde_json::json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "raw-test", "version": "1"}
+    })
+}
