@@ -143,6 +143,3 @@ pub struct HttpTarget {
     /// Largest answer body read; larger answers are cut and marked truncated.
     pub max_response_bytes: usize,
 }
-
-mod stub;
-pub use stub::HttpClient;
