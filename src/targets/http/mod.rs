@@ -143,3 +143,11 @@ pub struct HttpTarget {
     /// Largest answer body read; larger answers are cut and marked truncated.
     pub max_response_bytes: usize,
 }
+
+mod body;
+mod client;
+mod encode;
+mod request;
+
+pub use client::{ClientBuildError, ERROR_EXCERPT_BYTES, HttpClient};
+pub use request::{RequestBody, build_request};
