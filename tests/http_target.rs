@@ -531,3 +531,101 @@ async fn multipart_upload_reaches_the_upstream_intact() {
         expected.len().to_string().as_str()
     );
 }
+
+/// An HTTPS upstream (test CA in `tests/fixtures/tls`) offering `h2` and `http/1.1` by ALPN;
+/// it records the HTTP version of each request and answers `{"ok":true}`.
+async fn tls_upstream() -> (SocketAddr, mpsc::UnboundedReceiver<http::Version>) {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls");
+    let certs = CertificateDer::pem_file_iter(format!("{fixtures}/cert.pem"))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(format!("{fixtures}/key.pem")).unwrap();
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (acceptor, tx) = (acceptor.clone(), tx.clone());
+            tokio::spawn(async move {
+                let Ok(stream) = acceptor.accept(stream).await else {
+                    return; // e.g. the client refused our certificate
+                };
+                let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    let _ = tx.send(req.version());
+                    async { Ok::<_, Infallible>(full(200, "application/json", r#"{"ok":true}"#)) }
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+            });
+        }
+    });
+    (addr, rx)
+}
+
+fn test_ca_client() -> HttpClient {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let ca = CertificateDer::from_pem_file(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/tls/ca.pem"
+    ))
+    .unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca).unwrap();
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    HttpClient::with_tls_config(tls)
+}
+
+#[tokio::test]
+async fn https_upstreams_get_http2_by_alpn() {
+    let (addr, mut versions) = tls_upstream().await;
+    let client = test_ca_client();
+    let op = get(format!("https://{addr}/base").into(), "/x");
+    for _ in 0..2 {
+        let answer = client
+            .call(&target(None), &op, &args(json!({})))
+            .await
+            .expect("TLS call succeeds");
+        assert!(answer.is_json);
+        assert_eq!(versions.recv().await, Some(http::Version::HTTP_2));
+    }
+}
+
+#[tokio::test]
+async fn untrusted_certificates_are_transport_errors_naming_the_cause() {
+    let (addr, _versions) = tls_upstream().await;
+    let op = get(format!("https://{addr}/base").into(), "/x");
+    let err = client()
+        .call(&target(None), &op, &args(json!({})))
+        .await
+        .unwrap_err();
+    let UpstreamError::Transport(message) = &err else {
+        panic!("expected a transport error, got {err:?}");
+    };
+    assert!(message.contains(&addr.to_string()), "{message}");
+    assert!(message.to_lowercase().contains("certificate"), "{message}");
+}
