@@ -202,6 +202,7 @@ mod tests {
         assert_eq!(esc("a/b?c=d&e", Escape::Reserved), "a/b?c=d&e");
         assert_eq!(esc("100%25 %zz#x", Escape::Reserved), "100%25%20%25zz%23x");
         assert_eq!(esc("%4", Escape::Reserved), "%254");
+        assert_eq!(esc("é", Escape::Reserved), "%C3%A9");
     }
 
     #[test]

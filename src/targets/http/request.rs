@@ -216,7 +216,7 @@ fn build_uri(
     // Never echo the URI itself: its query may carry an API key.
     http::Uri::from_maybe_shared(Bytes::from(uri)).map_err(|e| {
         UpstreamError::Request(format!(
-            "the request URI is invalid ({e}); check the base URL `{}`",
+            "the request URI is invalid ({e}); check the base URL `{}` and the path template",
             op.base_url
         ))
     })
