@@ -1,5 +1,9 @@
 //! HTTP targets: the request template of one operation ([`HttpOperation`]), built once at
 //! load from an OpenAPI operation, and its execution over one pooled hyper client.
+//!
+//! [`build_request`] (`request.rs`, `body.rs`, `encode.rs`) turns arguments into a request;
+//! [`HttpClient::call`] (`client.rs`) sends it and reads the answer within the target's
+//! time and size limits.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,7 +83,8 @@ pub enum BodyEncoding {
     Json,
     /// `application/x-www-form-urlencoded`.
     Form,
-    /// `multipart/form-data`.
+    /// `multipart/form-data`. An argument shaped `{"content": <base64>, "filename"?: ..,
+    /// "contentType"?: ..}` is sent as a file part (see `body.rs`).
     Multipart,
     /// `text/*`: the argument is a string sent as is.
     Text,
@@ -143,3 +148,11 @@ pub struct HttpTarget {
     /// Largest answer body read; larger answers are cut and marked truncated.
     pub max_response_bytes: usize,
 }
+
+mod body;
+mod client;
+mod encode;
+mod request;
+
+pub use client::{ClientBuildError, ERROR_EXCERPT_BYTES, HttpClient};
+pub use request::{RequestBody, build_request};
