@@ -32,7 +32,9 @@ pub(crate) fn read_document(path: &Path) -> Result<Value, SpecError> {
 
 /// Parses `text` as JSON when it looks like JSON (first significant character `{` or `[`),
 /// else as YAML. JSON is valid YAML, but the JSON parser is much faster and gives better
-/// messages for JSON files, so it is tried first for JSON-looking input.
+/// messages for JSON files. A JSON-looking file named `.yaml`/`.yml` that is not valid
+/// JSON is read as YAML (a flow mapping); any other must be valid JSON, because YAML
+/// would accept broken JSON like `{"a": }` as `{"a": null}`.
 pub(crate) fn parse_document(text: &str, path: &Path) -> Result<Value, SpecError> {
     let error = |reason: String| SpecError {
         file: path.to_path_buf(),
@@ -40,15 +42,18 @@ pub(crate) fn parse_document(text: &str, path: &Path) -> Result<Value, SpecError
         reason,
     };
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let looks_like_json = text.trim_start().starts_with(|c| c == '{' || c == '[');
+    let looks_like_json = text.trim_start().starts_with(['{', '[']);
+    let yaml_name = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml"));
     if looks_like_json {
         match serde_json::from_str::<Value>(text) {
             Ok(value) => return Ok(value),
-            // A YAML flow mapping can start with `{` too: give YAML a chance, but report
-            // the JSON error, which is the likelier intent.
-            Err(json_error) => {
-                return parse_yaml(text).map_err(|_| error(format!("invalid JSON: {json_error}")));
+            Err(json_error) if !yaml_name => {
+                return Err(error(format!("invalid JSON: {json_error}")));
             }
+            Err(_) => {}
         }
     }
     parse_yaml(text).map_err(|e| error(format!("invalid YAML: {e}")))
@@ -86,7 +91,7 @@ mod tests {
 
     #[test]
     fn yaml_flow_mapping_that_is_not_json_still_parses() {
-        let v = parse_document("{openapi: 3.0.0}", Path::new("x")).expect("yaml flow");
+        let v = parse_document("{openapi: 3.0.0}", Path::new("x.yaml")).expect("yaml flow");
         assert_eq!(v["openapi"], "3.0.0");
     }
 
@@ -95,7 +100,7 @@ mod tests {
         let e = parse_document("{\"a\": }", Path::new("spec.json")).expect_err("broken");
         assert_eq!(e.file, Path::new("spec.json"));
         assert!(e.reason.starts_with("invalid JSON"), "{}", e.reason);
-        let e = parse_document("a: [1, 2\nb: c", Path::new("spec.yaml")).expect_err("broken");
+        let e = parse_document("a: 'unterminated", Path::new("spec.yaml")).expect_err("broken");
         assert!(e.reason.starts_with("invalid YAML"), "{}", e.reason);
     }
 }

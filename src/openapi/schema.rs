@@ -126,9 +126,12 @@ impl<'d> SchemaCtx<'d> {
         let result = match docs.value(doc).pointer(&pointer) {
             None => Err(format!("{} points to nothing", docs.display(doc, &pointer))),
             Some(value) => {
-                let mut nodes = 0;
-                self.translate(doc, value, mode, 0, &mut nodes)
-                    .map(|schema| Rc::new(Translated { schema, nodes }))
+                self.translate(doc, value, mode, 0)
+                    .map(|schema| {
+                        // The budget counts every JSON value copied, data included.
+                        let nodes = count_nodes(&schema);
+                        Rc::new(Translated { schema, nodes })
+                    })
                     .map_err(|f| {
                         let mut at = docs.display(doc, &pointer);
                         for segment in f.path.iter().rev() {
@@ -149,17 +152,15 @@ impl<'d> SchemaCtx<'d> {
         value: &Value,
         mode: Mode,
         depth: usize,
-        nodes: &mut usize,
     ) -> Result<Value, Failure> {
         if depth > MAX_SOURCE_DEPTH {
             return Err(Failure::new(format!(
                 "nested deeper than {MAX_SOURCE_DEPTH} levels"
             )));
         }
-        *nodes += 1;
         match value {
             Value::Bool(_) => Ok(value.clone()),
-            Value::Object(object) => self.translate_object(doc, object, mode, depth, nodes),
+            Value::Object(object) => self.translate_object(doc, object, mode, depth),
             other => Err(Failure::new(format!(
                 "a schema must be an object or a boolean, found {}",
                 kind(other)
@@ -173,7 +174,6 @@ impl<'d> SchemaCtx<'d> {
         object: &Map<String, Value>,
         mode: Mode,
         depth: usize,
-        nodes: &mut usize,
     ) -> Result<Value, Failure> {
         let reference = object.get("$ref").and_then(Value::as_str);
         let mut out = Map::new();
@@ -201,7 +201,7 @@ impl<'d> SchemaCtx<'d> {
                             continue;
                         }
                         let schema = self
-                            .translate(doc, schema, mode, depth + 1, nodes)
+                            .translate(doc, schema, mode, depth + 1)
                             .at(name)
                             .at(key)?;
                         translated.insert(name.clone(), schema);
@@ -218,7 +218,7 @@ impl<'d> SchemaCtx<'d> {
                             continue;
                         }
                         let schema = self
-                            .translate(doc, schema, mode, depth + 1, nodes)
+                            .translate(doc, schema, mode, depth + 1)
                             .at(pattern)
                             .at(key)?;
                         translated.insert(pattern.clone(), schema);
@@ -232,7 +232,7 @@ impl<'d> SchemaCtx<'d> {
                     let mut translated = Map::new();
                     for (name, schema) in schemas {
                         let schema = self
-                            .translate(doc, schema, mode, depth + 1, nodes)
+                            .translate(doc, schema, mode, depth + 1)
                             .at(name)
                             .at(key)?;
                         translated.insert(name.clone(), schema);
@@ -241,9 +241,7 @@ impl<'d> SchemaCtx<'d> {
                 }
                 "items" if value.is_array() => {
                     // Draft-4 tuple form, invalid in 3.0 but met in the wild.
-                    let items = self
-                        .translate_list(doc, value, mode, depth, nodes)
-                        .at(key)?;
+                    let items = self.translate_list(doc, value, mode, depth).at(key)?;
                     if let Some(items) = items {
                         out.insert("prefixItems".into(), items);
                     }
@@ -260,15 +258,12 @@ impl<'d> SchemaCtx<'d> {
                 | "unevaluatedProperties"
                 | "contentSchema" => {
                     if value.is_object() || value.is_boolean() {
-                        let schema = self.translate(doc, value, mode, depth + 1, nodes).at(key)?;
+                        let schema = self.translate(doc, value, mode, depth + 1).at(key)?;
                         out.insert(key.clone(), schema);
                     }
                 }
                 "allOf" | "anyOf" | "oneOf" | "prefixItems" => {
-                    if let Some(list) = self
-                        .translate_list(doc, value, mode, depth, nodes)
-                        .at(key)?
-                    {
+                    if let Some(list) = self.translate_list(doc, value, mode, depth).at(key)? {
                         out.insert(key.clone(), list);
                     }
                 }
@@ -401,7 +396,6 @@ impl<'d> SchemaCtx<'d> {
         value: &Value,
         mode: Mode,
         depth: usize,
-        nodes: &mut usize,
     ) -> Result<Option<Value>, Failure> {
         let Value::Array(items) = value else {
             return Ok(None);
@@ -412,7 +406,7 @@ impl<'d> SchemaCtx<'d> {
         let mut out = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
             out.push(
-                self.translate(doc, item, mode, depth + 1, nodes)
+                self.translate(doc, item, mode, depth + 1)
                     .at(&i.to_string())?,
             );
         }
@@ -710,6 +704,21 @@ fn non_negative_integer(value: &Value) -> Option<u64> {
             .filter(|f| *f >= 0.0 && f.fract() == 0.0 && *f < 9.0e15)
             .map(|f| f as u64)
     })
+}
+
+/// Number of JSON values in `value`, counted without recursion.
+fn count_nodes(value: &Value) -> usize {
+    let mut count = 0;
+    let mut stack = vec![value];
+    while let Some(v) = stack.pop() {
+        count += 1;
+        match v {
+            Value::Object(map) => stack.extend(map.values()),
+            Value::Array(items) => stack.extend(items),
+            _ => {}
+        }
+    }
+    count
 }
 
 fn kind(value: &Value) -> &'static str {
