@@ -24,7 +24,9 @@ fn documents(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
             if path.is_dir() {
@@ -95,7 +97,11 @@ fn corpus_documents_convert_and_schemas_compile() {
     let mut problems = Vec::new();
     let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
     for path in &files {
-        let relative = path.strip_prefix(root).unwrap_or(path).display().to_string();
+        let relative = path
+            .strip_prefix(root)
+            .unwrap_or(path)
+            .display()
+            .to_string();
         let swagger2 = relative.contains("2.0") || relative.contains("swagger2");
         match load(path) {
             Ok(result) => {
@@ -134,7 +140,12 @@ fn corpus_documents_convert_and_schemas_compile() {
     for (reason, n) in &reasons {
         println!("  {n} × {reason}");
     }
-    assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "{} problems:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
     let total = converted + skipped;
     assert!(total > 1_000, "only {total} operations in the corpus");
     assert!(
@@ -210,4 +221,47 @@ fn recursive_schemas_use_defs_and_never_overflow() {
     // limit: part goes to $defs instead of growing the stack.
     let deep = tool(&converted, "getDeep");
     assert!(deep.output_schema.is_some());
+}
+
+/// What a reviewer needs to see of each tool: the MCP-facing parts and the binding.
+fn snapshot_view(converted: &Converted) -> Value {
+    let tools: Vec<Value> = converted
+        .tools
+        .iter()
+        .map(|t| {
+            let binding: Vec<String> = format!("{:#?}", t.operation)
+                .lines()
+                .map(str::to_string)
+                .collect();
+            serde_json::json!({
+                "name": t.name,
+                "source": t.source,
+                "title": t.title,
+                "description": t.description,
+                "inputSchema": t.input_schema,
+                "outputSchema": t.output_schema,
+                "outputWrap": t.output_wrap.as_deref(),
+                "annotations": t.annotations,
+                "operation": binding,
+            })
+        })
+        .collect();
+    serde_json::json!({ "tools": tools, "skipped": converted.skipped })
+}
+
+#[test]
+fn snapshot_oai_petstore() {
+    let converted = load_and_convert(&Path::new(CORPUS).join("oai/petstore.yaml"), &options(None))
+        .expect("loads");
+    insta::assert_json_snapshot!("oai_petstore", snapshot_view(&converted));
+}
+
+#[test]
+fn snapshot_swagger_petstore_v3() {
+    let converted = load_and_convert(
+        &Path::new(CORPUS).join("real/petstore-v3.yaml"),
+        &options(None),
+    )
+    .expect("loads");
+    insta::assert_json_snapshot!("petstore_v3", snapshot_view(&converted));
 }
