@@ -1,16 +1,37 @@
 //! OpenAPI → tools: loads OpenAPI 3.0 / 3.1 documents (JSON or YAML), resolves `$ref`s and
 //! turns each operation into a [`ToolSpec`] with an [`HttpOperation`] binding.
 //!
-//! The structural layer (paths, operations, parameters, bodies, responses) is read into
-//! typed structs; schemas stay `serde_json::Value`, because 3.0 and 3.1 schemas differ
-//! (3.1 is plain JSON Schema 2020-12) and tools need them as JSON anyway.
+//! The document stays one `serde_json::Value`, read through small typed views per
+//! operation (`operation.rs`), so that a malformed part skips only the operations that use
+//! it. Schemas are translated to JSON Schema 2020-12 once per location (`schema.rs`);
+//! references, including relative files, are resolved by `refs.rs`.
+
+mod load;
+mod operation;
+mod refs;
+mod schema;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde_json::Value;
 
 use crate::catalog::ToolSpec;
-use crate::targets::http::HttpOperation;
+use operation::OperationSource;
+use refs::{DocSet, Located};
+use schema::{Dialect, SchemaCtx};
+
+/// Methods of a path item, in the order their operations are converted.
+const METHODS: [(&str, http::Method); 8] = [
+    ("get", http::Method::GET),
+    ("put", http::Method::PUT),
+    ("post", http::Method::POST),
+    ("delete", http::Method::DELETE),
+    ("options", http::Method::OPTIONS),
+    ("head", http::Method::HEAD),
+    ("patch", http::Method::PATCH),
+    ("trace", http::Method::TRACE),
+];
 
 /// Which operations of a document to turn into tools.
 #[derive(Debug, Clone, Default)]
@@ -82,8 +103,8 @@ fn pointer_suffix(pointer: &str) -> String {
 
 /// Loads the document at `path` (JSON or YAML) and converts its operations to tools.
 pub fn load_and_convert(path: &Path, options: &ConvertOptions) -> Result<Converted, SpecError> {
-    let _ = (path, options);
-    todo!("openapi helper")
+    let document = load::read_document(path)?;
+    convert(&document, path, options)
 }
 
 /// Converts an already-parsed document. `file` is used for error messages and to resolve
@@ -93,7 +114,254 @@ pub fn convert(
     file: &Path,
     options: &ConvertOptions,
 ) -> Result<Converted, SpecError> {
-    let _ = (document, file, options);
-    let _: Option<HttpOperation> = None;
-    todo!("openapi helper")
+    let error = |pointer: &str, reason: String| SpecError {
+        file: file.to_path_buf(),
+        pointer: pointer.to_string(),
+        reason,
+    };
+    let Some(root) = document.as_object() else {
+        return Err(error(
+            "",
+            "not an OpenAPI document: the top level is not an object".into(),
+        ));
+    };
+    let mut warnings = Vec::new();
+    let dialect = dialect(root, &mut warnings).map_err(|(p, r)| error(p, r))?;
+    let paths = match root.get("paths") {
+        // 3.1 allows documents with only webhooks or components: no tools.
+        None => {
+            return Ok(Converted {
+                tools: Vec::new(),
+                skipped: Vec::new(),
+                warnings,
+            });
+        }
+        Some(Value::Object(paths)) => paths,
+        Some(_) => return Err(error("/paths", "`paths` is not an object".into())),
+    };
+
+    // Where requests go when neither the path item nor the operation says otherwise.
+    let document_server = match &options.base_url {
+        Some(base) => Arc::<str>::from(base.trim_end_matches('/')),
+        None => {
+            let found = server_url(root.get("servers")).map_err(|r| error("/servers", r))?;
+            match found {
+                Some(ServerUrl::Absolute(url)) => url.into(),
+                Some(ServerUrl::Relative(url)) => {
+                    return Err(error(
+                        "/servers/0/url",
+                        format!(
+                            "no absolute server URL: set base_url in gateway.yaml (the document's server is '{url}')"
+                        ),
+                    ));
+                }
+                None => {
+                    return Err(error(
+                        "",
+                        "no absolute server URL: set base_url in gateway.yaml (the document has no `servers`)".into(),
+                    ));
+                }
+            }
+        }
+    };
+
+    let docs = DocSet::new(document, file);
+    let mut ctx = SchemaCtx::new(&docs, dialect);
+    let mut tools = Vec::new();
+    let mut skipped = Vec::new();
+    for (path, item) in paths {
+        if path.starts_with("x-") {
+            continue;
+        }
+        let item = Located {
+            doc: 0,
+            pointer: format!("/paths/{}", refs::escape_token(path)),
+            value: item,
+        };
+        let item = match docs.deref(item) {
+            Ok(item) if item.value.is_object() => item,
+            Ok(_) => {
+                skipped.push(Skipped {
+                    operation: format!("* {path}"),
+                    reason: "the path item is not an object".into(),
+                });
+                continue;
+            }
+            Err(reason) => {
+                skipped.push(Skipped {
+                    operation: format!("* {path}"),
+                    reason,
+                });
+                continue;
+            }
+        };
+        for (key, method) in &METHODS {
+            let Some(operation) = item.child(key) else {
+                continue;
+            };
+            let tags: Vec<&str> = operation
+                .value
+                .get("tags")
+                .and_then(Value::as_array)
+                .map(|t| t.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let mut source = OperationSource {
+                method: method.clone(),
+                path,
+                item: item.clone(),
+                operation,
+                base_url: document_server.clone(),
+            };
+            if !options
+                .selection
+                .keeps(source.operation_id(), &tags, method.as_str())
+            {
+                continue;
+            }
+            if options.base_url.is_none() {
+                // Servers declared on the operation or path item win over the document's.
+                let local = source
+                    .operation
+                    .value
+                    .get("servers")
+                    .or_else(|| item.value.get("servers"));
+                match server_url(local) {
+                    Ok(None) => {}
+                    Ok(Some(ServerUrl::Absolute(url))) => source.base_url = url.into(),
+                    Ok(Some(ServerUrl::Relative(url))) => {
+                        skipped.push(Skipped {
+                            operation: source.label(),
+                            reason: format!("no absolute server URL: its server is '{url}'; set base_url in gateway.yaml"),
+                        });
+                        continue;
+                    }
+                    Err(reason) => {
+                        skipped.push(Skipped {
+                            operation: source.label(),
+                            reason,
+                        });
+                        continue;
+                    }
+                }
+            }
+            match operation::convert_operation(&mut ctx, &docs, &source, &mut warnings) {
+                Ok(tool) => tools.push(tool),
+                Err(reason) => skipped.push(Skipped {
+                    operation: source.label(),
+                    reason,
+                }),
+            }
+        }
+    }
+    Ok(Converted {
+        tools,
+        skipped,
+        warnings,
+    })
 }
+
+/// The schema dialect from the `openapi` field; Swagger 2.0 and unknown versions are
+/// rejected (pointer, reason).
+fn dialect(
+    root: &serde_json::Map<String, Value>,
+    warnings: &mut Vec<String>,
+) -> Result<Dialect, (&'static str, String)> {
+    if root.contains_key("swagger") {
+        return Err((
+            "/swagger",
+            "Swagger 2.0 documents are not supported yet: convert the document to OpenAPI 3 \
+             (e.g. with swagger2openapi) and point `spec` at the result"
+                .into(),
+        ));
+    }
+    let version = match root.get("openapi") {
+        Some(Value::String(v)) => v.trim().to_string(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => {
+            return Err((
+                "",
+                "not an OpenAPI document: no `openapi` version field (expected 3.0.x or 3.1.x)"
+                    .into(),
+            ));
+        }
+    };
+    if version.starts_with("3.0") {
+        Ok(Dialect::V30)
+    } else if version.starts_with("3.1") {
+        Ok(Dialect::V31)
+    } else if version.starts_with("3.") {
+        warnings.push(format!("OpenAPI {version} is read as 3.1"));
+        Ok(Dialect::V31)
+    } else {
+        Err((
+            "/openapi",
+            format!("unsupported OpenAPI version '{version}' (expected 3.0.x or 3.1.x)"),
+        ))
+    }
+}
+
+/// A server URL after variable substitution.
+enum ServerUrl {
+    /// `http(s)://host...`, without a trailing slash.
+    Absolute(String),
+    /// Anything else (`/v1`, `api.example.com`): relative to where the document was served.
+    Relative(String),
+}
+
+/// The first entry of a `servers` list, its `{variables}` replaced by their defaults.
+fn server_url(servers: Option<&Value>) -> Result<Option<ServerUrl>, String> {
+    let Some(server) = servers.and_then(Value::as_array).and_then(|s| s.first()) else {
+        return Ok(None);
+    };
+    let Some(template) = server.get("url").and_then(Value::as_str) else {
+        return Err("the first server has no `url`".into());
+    };
+    let mut url = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        url.push_str(&rest[..open]);
+        let close = rest[open..]
+            .find('}')
+            .map(|c| open + c)
+            .ok_or_else(|| format!("server URL '{template}' has an unclosed '{{'"))?;
+        let name = &rest[open + 1..close];
+        let value = server
+            .get("variables")
+            .and_then(|v| v.get(name))
+            .and_then(|v| v.get("default"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                format!("server URL '{template}': variable '{name}' has no default value")
+            })?;
+        url.push_str(value);
+        rest = &rest[close + 1..];
+    }
+    url.push_str(rest);
+    let url = url.trim().trim_end_matches('/').to_string();
+    let absolute =
+        url::Url::parse(&url).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host());
+    Ok(Some(if absolute {
+        ServerUrl::Absolute(url)
+    } else {
+        ServerUrl::Relative(url)
+    }))
+}
+
+impl Selection {
+    /// Whether an operation passes the include and exclude lists.
+    fn keeps(&self, operation_id: Option<&str>, tags: &[&str], method: &str) -> bool {
+        let id_in = |list: &[String]| operation_id.is_some_and(|id| list.iter().any(|x| x == id));
+        let tag_in = |list: &[String]| tags.iter().any(|t| list.iter().any(|x| x == t));
+        let method_in = |list: &[String]| list.iter().any(|m| m.eq_ignore_ascii_case(method));
+        let included = (self.include_operations.is_empty() || id_in(&self.include_operations))
+            && (self.include_tags.is_empty() || tag_in(&self.include_tags))
+            && (self.include_methods.is_empty() || method_in(&self.include_methods));
+        let excluded = id_in(&self.exclude_operations)
+            || tag_in(&self.exclude_tags)
+            || method_in(&self.exclude_methods);
+        included && !excluded
+    }
+}
+
+#[cfg(test)]
+mod tests;

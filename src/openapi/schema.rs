@@ -1,0 +1,761 @@
+//! OpenAPI schemas → JSON Schema 2020-12, in two steps:
+//!
+//! 1. *Translate* one schema location (a component, or a schema written inline in an
+//!    operation): 3.0 dialect rewrites, keyword whitelist, `readOnly`/`writeOnly` removal.
+//!    References are not followed but replaced by a marker naming the target location.
+//!    Results are cached per location and mode, so a component used by a thousand
+//!    operations is translated once.
+//! 2. *Assemble* one tool schema: copy translated schemas, inlining markers, except a
+//!    reference met while already expanding it (recursion), or once a node budget or a
+//!    nesting depth is exceeded: those become `#/$defs/<Name>` with the definition at the
+//!    tool schema's top level. Definitions are built in a loop, not recursively, so no
+//!    document can overflow the stack.
+
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+
+use serde_json::{Map, Value, json};
+
+use super::refs::{DocId, DocSet, Located, escape_token, ref_of};
+
+/// Key of the reference marker left by translation. A NUL byte cannot come from a sane
+/// document, so data (`enum`, `default`...) never collides with it.
+const REF_MARKER: &str = "\u{0}ref";
+/// Deepest nesting translated in one schema location.
+const MAX_SOURCE_DEPTH: usize = 96;
+/// Past this nesting in an assembled schema, references go to `$defs` instead of inline.
+const MAX_INLINE_DEPTH: usize = 48;
+/// Past this many nodes in an assembled schema, references go to `$defs` instead of inline.
+pub(crate) const NODE_BUDGET: usize = 20_000;
+
+/// Which side of the tool a schema describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Mode {
+    /// Arguments: `readOnly` properties are left out.
+    Input,
+    /// `structuredContent`: `writeOnly` properties are left out.
+    Output,
+}
+
+/// The schema dialect of the document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    /// OpenAPI 3.0: an extended subset of JSON Schema draft 5 (`nullable`, boolean
+    /// `exclusiveMinimum`, `example`...).
+    V30,
+    /// OpenAPI 3.1: JSON Schema 2020-12.
+    V31,
+}
+
+/// One translated schema location.
+#[derive(Debug)]
+pub(crate) struct Translated {
+    schema: Value,
+    nodes: usize,
+}
+
+/// A translation failure, with the path (innermost first) below the location translated.
+struct Failure {
+    reason: String,
+    path: Vec<String>,
+}
+
+impl Failure {
+    fn new(reason: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+            path: Vec::new(),
+        }
+    }
+}
+
+trait At<T> {
+    fn at(self, segment: &str) -> Result<T, Failure>;
+}
+
+impl<T> At<T> for Result<T, Failure> {
+    fn at(self, segment: &str) -> Result<T, Failure> {
+        self.map_err(|mut f| {
+            f.path.push(escape_token(segment));
+            f
+        })
+    }
+}
+
+/// Translation state shared by all operations of one document.
+pub(crate) struct SchemaCtx<'d> {
+    docs: &'d DocSet<'d>,
+    dialect: Dialect,
+    locations: Vec<(DocId, String)>,
+    ids: HashMap<(DocId, String), usize>,
+    cache: HashMap<(usize, Mode), Result<Rc<Translated>, String>>,
+    patterns: HashMap<String, bool>,
+}
+
+impl<'d> SchemaCtx<'d> {
+    /// A context over `docs`, whose schemas follow `dialect`.
+    pub(crate) fn new(docs: &'d DocSet<'d>, dialect: Dialect) -> Self {
+        Self {
+            docs,
+            dialect,
+            locations: Vec::new(),
+            ids: HashMap::new(),
+            cache: HashMap::new(),
+            patterns: HashMap::new(),
+        }
+    }
+
+    /// The id of the schema at `pointer` in `doc` (which must exist).
+    pub(crate) fn location(&mut self, doc: DocId, pointer: &str) -> usize {
+        if let Some(&id) = self.ids.get(&(doc, pointer.to_string())) {
+            return id;
+        }
+        let id = self.locations.len();
+        self.locations.push((doc, pointer.to_string()));
+        self.ids.insert((doc, pointer.to_string()), id);
+        id
+    }
+
+    /// The translation of location `id` for `mode`, computed once.
+    fn translated(&mut self, id: usize, mode: Mode) -> Result<Rc<Translated>, String> {
+        if let Some(done) = self.cache.get(&(id, mode)) {
+            return done.clone();
+        }
+        let (doc, pointer) = self.locations[id].clone();
+        let docs = self.docs;
+        let result = match docs.value(doc).pointer(&pointer) {
+            None => Err(format!("{} points to nothing", docs.display(doc, &pointer))),
+            Some(value) => {
+                self.translate(doc, value, mode, 0)
+                    .map(|schema| {
+                        // The budget counts every JSON value copied, data included.
+                        let nodes = count_nodes(&schema);
+                        Rc::new(Translated { schema, nodes })
+                    })
+                    .map_err(|f| {
+                        let mut at = docs.display(doc, &pointer);
+                        for segment in f.path.iter().rev() {
+                            at.push('/');
+                            at.push_str(segment);
+                        }
+                        format!("schema at {at}: {}", f.reason)
+                    })
+            }
+        };
+        self.cache.insert((id, mode), result.clone());
+        result
+    }
+
+    fn translate(
+        &mut self,
+        doc: DocId,
+        value: &Value,
+        mode: Mode,
+        depth: usize,
+    ) -> Result<Value, Failure> {
+        if depth > MAX_SOURCE_DEPTH {
+            return Err(Failure::new(format!(
+                "nested deeper than {MAX_SOURCE_DEPTH} levels"
+            )));
+        }
+        match value {
+            Value::Bool(_) => Ok(value.clone()),
+            Value::Object(object) => self.translate_object(doc, object, mode, depth),
+            other => Err(Failure::new(format!(
+                "a schema must be an object or a boolean, found {}",
+                kind(other)
+            ))),
+        }
+    }
+
+    fn translate_object(
+        &mut self,
+        doc: DocId,
+        object: &Map<String, Value>,
+        mode: Mode,
+        depth: usize,
+    ) -> Result<Value, Failure> {
+        let reference = object.get("$ref").and_then(Value::as_str);
+        let mut out = Map::new();
+        let mut nullable = false;
+        let mut exclusive_minimum = false;
+        let mut exclusive_maximum = false;
+        let mut example = None;
+        let mut hidden: Vec<&str> = Vec::new();
+        let v30 = self.dialect == Dialect::V30;
+        for (key, value) in object {
+            // In 3.0 a `$ref` replaces its object: siblings are ignored, except the
+            // `description` and `nullable` that many documents put there anyway.
+            if v30 && reference.is_some() && !matches!(key.as_str(), "description" | "nullable") {
+                continue;
+            }
+            match key.as_str() {
+                "properties" => {
+                    let Value::Object(properties) = value else {
+                        continue;
+                    };
+                    let mut translated = Map::new();
+                    for (name, schema) in properties {
+                        if self.is_hidden(doc, schema, mode) {
+                            hidden.push(name);
+                            continue;
+                        }
+                        let schema = self
+                            .translate(doc, schema, mode, depth + 1)
+                            .at(name)
+                            .at(key)?;
+                        translated.insert(name.clone(), schema);
+                    }
+                    out.insert(key.clone(), Value::Object(translated));
+                }
+                "patternProperties" => {
+                    let Value::Object(properties) = value else {
+                        continue;
+                    };
+                    let mut translated = Map::new();
+                    for (pattern, schema) in properties {
+                        if !self.valid_pattern(pattern) {
+                            continue;
+                        }
+                        let schema = self
+                            .translate(doc, schema, mode, depth + 1)
+                            .at(pattern)
+                            .at(key)?;
+                        translated.insert(pattern.clone(), schema);
+                    }
+                    out.insert(key.clone(), Value::Object(translated));
+                }
+                "dependentSchemas" => {
+                    let Value::Object(schemas) = value else {
+                        continue;
+                    };
+                    let mut translated = Map::new();
+                    for (name, schema) in schemas {
+                        let schema = self
+                            .translate(doc, schema, mode, depth + 1)
+                            .at(name)
+                            .at(key)?;
+                        translated.insert(name.clone(), schema);
+                    }
+                    out.insert(key.clone(), Value::Object(translated));
+                }
+                "items" if value.is_array() => {
+                    // Draft-4 tuple form, invalid in 3.0 but met in the wild.
+                    let items = self.translate_list(doc, value, mode, depth).at(key)?;
+                    if let Some(items) = items {
+                        out.insert("prefixItems".into(), items);
+                    }
+                }
+                "items"
+                | "additionalProperties"
+                | "not"
+                | "if"
+                | "then"
+                | "else"
+                | "contains"
+                | "propertyNames"
+                | "unevaluatedItems"
+                | "unevaluatedProperties"
+                | "contentSchema" => {
+                    if value.is_object() || value.is_boolean() {
+                        let schema = self.translate(doc, value, mode, depth + 1).at(key)?;
+                        out.insert(key.clone(), schema);
+                    }
+                }
+                "allOf" | "anyOf" | "oneOf" | "prefixItems" => {
+                    if let Some(list) = self.translate_list(doc, value, mode, depth).at(key)? {
+                        out.insert(key.clone(), list);
+                    }
+                }
+                "type" => {
+                    if let Some(types) = valid_type(value) {
+                        out.insert(key.clone(), types);
+                    }
+                }
+                "nullable" => nullable = v30 && value == &Value::Bool(true),
+                "exclusiveMinimum" | "exclusiveMaximum" => match value {
+                    Value::Bool(flag) if key == "exclusiveMinimum" => exclusive_minimum = *flag,
+                    Value::Bool(flag) => exclusive_maximum = *flag,
+                    Value::Number(_) => {
+                        out.insert(key.clone(), value.clone());
+                    }
+                    _ => {}
+                },
+                "minimum" | "maximum" => {
+                    if value.is_number() {
+                        out.insert(key.clone(), value.clone());
+                    }
+                }
+                "multipleOf" => {
+                    if value.as_f64().is_some_and(|n| n > 0.0) {
+                        out.insert(key.clone(), value.clone());
+                    }
+                }
+                "maxLength" | "minLength" | "maxItems" | "minItems" | "maxProperties"
+                | "minProperties" | "maxContains" | "minContains" => {
+                    if let Some(n) = non_negative_integer(value) {
+                        out.insert(key.clone(), n.into());
+                    }
+                }
+                "pattern" => {
+                    if let Some(pattern) = value.as_str() {
+                        if self.valid_pattern(pattern) {
+                            out.insert(key.clone(), value.clone());
+                        }
+                    }
+                }
+                "required" => {
+                    if let Value::Array(names) = value {
+                        let mut seen = HashSet::new();
+                        let names: Vec<Value> = names
+                            .iter()
+                            .filter_map(Value::as_str)
+                            .filter(|n| seen.insert(*n))
+                            .map(|n| Value::String(n.to_string()))
+                            .collect();
+                        out.insert(key.clone(), Value::Array(names));
+                    }
+                }
+                "enum" | "examples" => {
+                    if value.is_array() {
+                        out.insert(key.clone(), value.clone());
+                    }
+                }
+                "const" | "default" => {
+                    out.insert(key.clone(), value.clone());
+                }
+                "example" => example = Some(value),
+                "title" | "description" | "format" | "contentEncoding" | "contentMediaType" => {
+                    if value.is_string() {
+                        out.insert(key.clone(), value.clone());
+                    }
+                }
+                "readOnly" | "writeOnly" | "deprecated" | "uniqueItems" => {
+                    if value.is_boolean() {
+                        out.insert(key.clone(), value.clone());
+                    }
+                }
+                "discriminator" => {
+                    if value.is_object() {
+                        out.insert(key.clone(), value.clone());
+                    }
+                }
+                "dependentRequired" => {
+                    let valid = value.as_object().is_some_and(|m| {
+                        m.values().all(|names| {
+                            names
+                                .as_array()
+                                .is_some_and(|a| a.iter().all(Value::is_string))
+                        })
+                    });
+                    if valid {
+                        out.insert(key.clone(), value.clone());
+                    }
+                }
+                // Everything else is dropped: `x-` extensions, OpenAPI-only keywords (`xml`,
+                // `externalDocs`), `$id`/`$anchor`/`$schema` (they would change how the
+                // rewritten references resolve), nested `$defs` (their references are
+                // followed by location), and keywords unknown to 2020-12.
+                _ => {}
+            }
+        }
+
+        if !hidden.is_empty() {
+            if let Some(Value::Array(required)) = out.get_mut("required") {
+                required.retain(|n| !n.as_str().is_some_and(|n| hidden.contains(&n)));
+            }
+        }
+        if let Some(example) = example {
+            if !out.contains_key("examples") {
+                out.insert("examples".into(), Value::Array(vec![example.clone()]));
+            }
+        }
+        for (flag, bound, exclusive) in [
+            (exclusive_minimum, "minimum", "exclusiveMinimum"),
+            (exclusive_maximum, "maximum", "exclusiveMaximum"),
+        ] {
+            if flag {
+                if let Some(limit) = out.remove(bound) {
+                    out.insert(exclusive.into(), limit);
+                }
+            }
+        }
+        if let Some(reference) = reference {
+            let target = self.resolve_schema_ref(doc, reference)?;
+            out.insert(REF_MARKER.into(), target.into());
+        }
+        if nullable {
+            return Ok(make_nullable(out));
+        }
+        Ok(Value::Object(out))
+    }
+
+    fn translate_list(
+        &mut self,
+        doc: DocId,
+        value: &Value,
+        mode: Mode,
+        depth: usize,
+    ) -> Result<Option<Value>, Failure> {
+        let Value::Array(items) = value else {
+            return Ok(None);
+        };
+        if items.is_empty() {
+            return Ok(None);
+        }
+        let mut out = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            out.push(
+                self.translate(doc, item, mode, depth + 1)
+                    .at(&i.to_string())?,
+            );
+        }
+        Ok(Some(Value::Array(out)))
+    }
+
+    /// The location id of a schema reference, following pure alias chains (a reference
+    /// whose target is only another reference) so that cycles of aliases are caught here.
+    fn resolve_schema_ref(&mut self, doc: DocId, reference: &str) -> Result<usize, Failure> {
+        let docs = self.docs;
+        let mut target = docs.lookup(doc, reference).map_err(Failure::new)?;
+        let mut seen = HashSet::new();
+        while let Some(next) = self.alias_of(target.value) {
+            if !seen.insert((target.doc, target.pointer.clone())) {
+                return Err(Failure::new(format!(
+                    "$ref '{reference}' is a circular chain of references"
+                )));
+            }
+            target = docs.lookup(target.doc, next).map_err(Failure::new)?;
+        }
+        Ok(self.location(target.doc, &target.pointer))
+    }
+
+    /// The reference a schema only forwards to (3.0: any `$ref`; 3.1: a `$ref` alone).
+    fn alias_of<'v>(&self, schema: &'v Value) -> Option<&'v str> {
+        let reference = ref_of(schema)?;
+        match self.dialect {
+            Dialect::V30 => Some(reference),
+            Dialect::V31 => (schema.as_object()?.len() == 1).then_some(reference),
+        }
+    }
+
+    /// Whether a property schema is left out in `mode` (`readOnly` in input, `writeOnly`
+    /// in output), looking through references.
+    fn is_hidden(&self, doc: DocId, schema: &Value, mode: Mode) -> bool {
+        let keyword = match mode {
+            Mode::Input => "readOnly",
+            Mode::Output => "writeOnly",
+        };
+        if schema.get(keyword) == Some(&Value::Bool(true)) {
+            return true;
+        }
+        if ref_of(schema).is_none() {
+            return false;
+        }
+        let start = Located {
+            doc,
+            pointer: String::new(),
+            value: schema,
+        };
+        self.docs
+            .deref(start)
+            .is_ok_and(|t| t.value.get(keyword) == Some(&Value::Bool(true)))
+    }
+
+    /// Whether the validator accepts `pattern` (an invalid regex makes the whole tool
+    /// schema fail to compile, so such patterns are dropped). Checked once per pattern.
+    fn valid_pattern(&mut self, pattern: &str) -> bool {
+        if let Some(&ok) = self.patterns.get(pattern) {
+            return ok;
+        }
+        let ok = crate::catalog::compile_schema(&json!({ "pattern": pattern })).is_ok();
+        self.patterns.insert(pattern.to_string(), ok);
+        ok
+    }
+}
+
+/// Builds one tool schema (an input or an output schema) from translated locations,
+/// collecting the `$defs` it needs.
+pub(crate) struct Assembler {
+    mode: Mode,
+    /// Location id → definition name, for every location sent to `$defs`.
+    def_names: HashMap<usize, String>,
+    used_names: HashSet<String>,
+    /// Locations sent to `$defs`, in order of first use; built by [`Assembler::finish`].
+    pending: Vec<usize>,
+    defs: Vec<(String, Value)>,
+    expanding: Vec<usize>,
+    nodes: usize,
+}
+
+impl Assembler {
+    /// An assembler for one schema of the given side.
+    pub(crate) fn new(mode: Mode) -> Self {
+        Self {
+            mode,
+            def_names: HashMap::new(),
+            used_names: HashSet::new(),
+            pending: Vec::new(),
+            defs: Vec::new(),
+            expanding: Vec::new(),
+            nodes: 0,
+        }
+    }
+
+    /// The schema at location `id`, with references inlined or sent to `$defs`.
+    pub(crate) fn schema(&mut self, ctx: &mut SchemaCtx<'_>, id: usize) -> Result<Value, String> {
+        self.reference(ctx, id, 0)
+    }
+
+    /// Builds the pending definitions and stores them as `$defs` in `root`.
+    pub(crate) fn finish(
+        mut self,
+        ctx: &mut SchemaCtx<'_>,
+        root: &mut Map<String, Value>,
+    ) -> Result<(), String> {
+        // Building a definition may ask for more definitions: a loop, not recursion.
+        let mut next = 0;
+        while let Some(&id) = self.pending.get(next) {
+            next += 1;
+            let name = self.def_names[&id].clone();
+            let translated = ctx.translated(id, self.mode)?;
+            self.expanding.push(id);
+            let schema = self.expand(ctx, &translated.schema, 1)?;
+            self.expanding.pop();
+            self.defs.push((name, schema));
+        }
+        if !self.defs.is_empty() {
+            let defs: Map<String, Value> = self.defs.into_iter().collect();
+            root.insert("$defs".into(), Value::Object(defs));
+        }
+        Ok(())
+    }
+
+    fn reference(
+        &mut self,
+        ctx: &mut SchemaCtx<'_>,
+        id: usize,
+        depth: usize,
+    ) -> Result<Value, String> {
+        if self.def_names.contains_key(&id)
+            || self.expanding.contains(&id)
+            || self.nodes > NODE_BUDGET
+            || depth > MAX_INLINE_DEPTH
+        {
+            let name = self.def_name(ctx, id);
+            return Ok(json!({ "$ref": format!("#/$defs/{name}") }));
+        }
+        let translated = ctx.translated(id, self.mode)?;
+        self.nodes += translated.nodes;
+        self.expanding.push(id);
+        let result = self.expand(ctx, &translated.schema, depth + 1);
+        self.expanding.pop();
+        result
+    }
+
+    fn expand(
+        &mut self,
+        ctx: &mut SchemaCtx<'_>,
+        value: &Value,
+        depth: usize,
+    ) -> Result<Value, String> {
+        match value {
+            Value::Object(map) => {
+                let marker = map.get(REF_MARKER).and_then(Value::as_u64);
+                let mut out = Map::with_capacity(map.len());
+                for (key, child) in map {
+                    if key != REF_MARKER {
+                        out.insert(key.clone(), self.expand(ctx, child, depth + 1)?);
+                    }
+                }
+                match marker {
+                    None => Ok(Value::Object(out)),
+                    Some(id) => {
+                        let id = usize::try_from(id).map_err(|_| "bad marker".to_string())?;
+                        let target = self.reference(ctx, id, depth)?;
+                        Ok(merge_siblings(target, out))
+                    }
+                }
+            }
+            Value::Array(items) => items
+                .iter()
+                .map(|item| self.expand(ctx, item, depth + 1))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Value::Array),
+            scalar => Ok(scalar.clone()),
+        }
+    }
+
+    /// The `$defs` name of location `id`, allocating it (and scheduling the definition)
+    /// on first use: the last pointer token, made URI-safe and unique.
+    fn def_name(&mut self, ctx: &SchemaCtx<'_>, id: usize) -> String {
+        if let Some(name) = self.def_names.get(&id) {
+            return name.clone();
+        }
+        let pointer = &ctx.locations[id].1;
+        let last = pointer.rsplit('/').next().unwrap_or_default();
+        let last = last.replace("~1", "/").replace("~0", "~");
+        let mut base = crate::catalog::sanitize(&last);
+        if base.is_empty() {
+            base = "schema".into();
+        }
+        let mut name = base.clone();
+        let mut n = 2;
+        while !self.used_names.insert(name.clone()) {
+            name = format!("{base}_{n}");
+            n += 1;
+        }
+        self.def_names.insert(id, name.clone());
+        self.pending.push(id);
+        name
+    }
+}
+
+/// Combines an expanded reference target with the keywords written beside the reference.
+fn merge_siblings(target: Value, siblings: Map<String, Value>) -> Value {
+    if siblings.is_empty() {
+        return target;
+    }
+    match target {
+        Value::Object(mut map) => {
+            // Annotations beside a reference refine the target's; anything else that
+            // collides must hold as well, which `allOf` expresses.
+            let conflict = siblings.keys().any(|k| {
+                map.contains_key(k)
+                    && !matches!(
+                        k.as_str(),
+                        "description" | "title" | "default" | "examples" | "deprecated"
+                    )
+            });
+            if conflict {
+                json!({ "allOf": [Value::Object(map), Value::Object(siblings)] })
+            } else {
+                map.extend(siblings);
+                Value::Object(map)
+            }
+        }
+        other => json!({ "allOf": [other, Value::Object(siblings)] }),
+    }
+}
+
+/// 3.0 `nullable: true` in 2020-12 terms.
+fn make_nullable(mut out: Map<String, Value>) -> Value {
+    let composite = ["allOf", "anyOf", "oneOf", "not", REF_MARKER]
+        .iter()
+        .any(|k| out.contains_key(*k));
+    if let Some(Value::Array(values)) = out.get_mut("enum") {
+        if !values.contains(&Value::Null) {
+            values.push(Value::Null);
+        }
+    }
+    if !composite {
+        let has_enum = out.contains_key("enum");
+        match out.get_mut("type") {
+            Some(Value::String(t)) => {
+                let t = std::mem::take(t);
+                out.insert("type".into(), json!([t, "null"]));
+                return Value::Object(out);
+            }
+            Some(Value::Array(types)) => {
+                if !types.contains(&json!("null")) {
+                    types.push(json!("null"));
+                }
+                return Value::Object(out);
+            }
+            _ if has_enum => return Value::Object(out),
+            _ => {}
+        }
+    }
+    let only_annotations = out
+        .keys()
+        .all(|k| matches!(k.as_str(), "description" | "title" | "default" | "examples"));
+    if only_annotations {
+        // Already accepts null.
+        return Value::Object(out);
+    }
+    json!({ "anyOf": [Value::Object(out), { "type": "null" }] })
+}
+
+/// `type` as 2020-12 accepts it, or `None` when it is unusable (then dropped).
+fn valid_type(value: &Value) -> Option<Value> {
+    const TYPES: [&str; 7] = [
+        "null", "boolean", "object", "array", "number", "string", "integer",
+    ];
+    match value {
+        Value::String(t) if TYPES.contains(&t.as_str()) => Some(value.clone()),
+        Value::Array(list) => {
+            let mut seen = Vec::new();
+            for t in list {
+                let t = t.as_str().filter(|t| TYPES.contains(t))?;
+                if !seen.contains(&t) {
+                    seen.push(t);
+                }
+            }
+            (!seen.is_empty()).then(|| json!(seen))
+        }
+        _ => None,
+    }
+}
+
+fn non_negative_integer(value: &Value) -> Option<u64> {
+    value.as_u64().or_else(|| {
+        value
+            .as_f64()
+            .filter(|f| *f >= 0.0 && f.fract() == 0.0 && *f < 9.0e15)
+            .map(|f| f as u64)
+    })
+}
+
+/// Number of JSON values in `value`, counted without recursion.
+fn count_nodes(value: &Value) -> usize {
+    let mut count = 0;
+    let mut stack = vec![value];
+    while let Some(v) = stack.pop() {
+        count += 1;
+        match v {
+            Value::Object(map) => stack.extend(map.values()),
+            Value::Array(items) => stack.extend(items),
+            _ => {}
+        }
+    }
+    count
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Whether an assembled schema describes only JSON objects (so its properties can stand
+/// at the top level of a tool schema).
+pub(crate) fn is_object_schema(schema: &Value) -> bool {
+    let Some(map) = schema.as_object() else {
+        return false;
+    };
+    match map.get("type") {
+        Some(Value::String(t)) => t == "object",
+        Some(Value::Array(types)) => types == &[json!("object")],
+        Some(_) => false,
+        None => {
+            if let Some(Value::Array(parts)) = map.get("allOf") {
+                return parts.iter().any(is_object_schema)
+                    && !map.contains_key("anyOf")
+                    && !map.contains_key("oneOf");
+            }
+            map.contains_key("properties")
+                && !["anyOf", "oneOf", "not", "$ref", "if"]
+                    .iter()
+                    .any(|k| map.contains_key(*k))
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "schema_tests.rs"]
+mod tests;

@@ -1,0 +1,267 @@
+//! Every document of the shared corpus (`../shared/specs`) loads, or is rejected with a
+//! precise reason; every generated schema compiles as JSON Schema 2020-12 and every name
+//! is a legal tool name. Also the recursion fixtures of `tests/fixtures/openapi`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use toolgate::catalog::{compile_schema, is_name_char, sanitize};
+use toolgate::openapi::{ConvertOptions, Converted, Selection, load_and_convert};
+
+const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/specs");
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/openapi");
+
+fn options(base_url: Option<&str>) -> ConvertOptions {
+    ConvertOptions {
+        base_url: base_url.map(str::to_string),
+        selection: Selection::default(),
+    }
+}
+
+/// All `.json`/`.yaml`/`.yml` files under `dir`, sorted.
+fn documents(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if matches!(
+                path.extension().and_then(|e| e.to_str()),
+                Some("json" | "yaml" | "yml")
+            ) {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Loads a document; a document whose only problem is a relative server URL is loaded
+/// again with a placeholder base URL (what `tools --openapi` does).
+fn load(path: &Path) -> Result<Converted, toolgate::openapi::SpecError> {
+    match load_and_convert(path, &options(None)) {
+        Err(e) if e.reason.starts_with("no absolute server URL") => {
+            load_and_convert(path, &options(Some("http://localhost:8080")))
+        }
+        other => other,
+    }
+}
+
+/// Checks every tool of a converted document; returns the problems found.
+fn check_tools(path: &Path, converted: &Converted) -> Vec<String> {
+    let mut problems = Vec::new();
+    for tool in &converted.tools {
+        let at = format!("{}: {}", path.display(), tool.source);
+        let name = sanitize(&tool.name);
+        if name.is_empty() || !name.chars().all(is_name_char) {
+            problems.push(format!("{at}: name {:?} sanitizes to {name:?}", tool.name));
+        }
+        if tool.description.trim().is_empty() {
+            problems.push(format!("{at}: empty description"));
+        }
+        if tool.input_schema["type"] != "object" {
+            problems.push(format!("{at}: inputSchema is not of type object"));
+        }
+        if let Err(e) = compile_schema(&tool.input_schema) {
+            problems.push(format!("{at}: inputSchema does not compile: {e}"));
+        }
+        if let Some(output) = &tool.output_schema {
+            if output["type"] != "object" {
+                problems.push(format!("{at}: outputSchema is not of type object"));
+            }
+            if let Err(e) = compile_schema(output) {
+                problems.push(format!("{at}: outputSchema does not compile: {e}"));
+            }
+        }
+    }
+    problems
+}
+
+#[test]
+fn corpus_documents_convert_and_schemas_compile() {
+    let root = Path::new(CORPUS);
+    let files = documents(root);
+    assert!(
+        files.len() >= 40,
+        "expected the shared corpus at {CORPUS}, found {} files",
+        files.len()
+    );
+    let (mut loaded, mut rejected, mut converted, mut skipped) = (0, 0, 0, 0);
+    let mut problems = Vec::new();
+    let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+    for path in &files {
+        let relative = path
+            .strip_prefix(root)
+            .unwrap_or(path)
+            .display()
+            .to_string();
+        let swagger2 = relative.contains("2.0") || relative.contains("swagger2");
+        match load(path) {
+            Ok(result) => {
+                assert!(!swagger2, "{relative}: a Swagger 2.0 document was accepted");
+                loaded += 1;
+                converted += result.tools.len();
+                skipped += result.skipped.len();
+                println!(
+                    "{relative}: {} tools, {} skipped, {} warnings",
+                    result.tools.len(),
+                    result.skipped.len(),
+                    result.warnings.len()
+                );
+                for s in &result.skipped {
+                    println!("  skipped {}: {}", s.operation, s.reason);
+                    *reasons.entry(short_reason(&s.reason)).or_default() += 1;
+                }
+                problems.extend(check_tools(path, &result));
+            }
+            Err(e) => {
+                rejected += 1;
+                println!("{relative}: rejected: {e}");
+                assert!(!e.reason.is_empty());
+                assert_eq!(e.file, *path);
+                // Only Swagger 2.0 documents may be rejected, and they must say so.
+                assert!(swagger2, "{relative} rejected: {e}");
+                assert!(e.reason.contains("Swagger 2.0"), "{e}");
+            }
+        }
+    }
+    println!(
+        "corpus: {} documents, {loaded} loaded, {rejected} rejected; {converted} operations \
+         converted, {skipped} skipped",
+        files.len()
+    );
+    for (reason, n) in &reasons {
+        println!("  {n} × {reason}");
+    }
+    assert!(
+        problems.is_empty(),
+        "{} problems:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+    let total = converted + skipped;
+    assert!(total > 1_000, "only {total} operations in the corpus");
+    assert!(
+        converted * 100 >= total * 99,
+        "only {converted} of {total} operations converted"
+    );
+}
+
+/// The first words of a reason, for the summary.
+fn short_reason(reason: &str) -> String {
+    reason.chars().take(60).collect()
+}
+
+fn fixture(name: &str) -> Converted {
+    let path = Path::new(FIXTURES).join(name);
+    let converted = load_and_convert(&path, &options(None))
+        .unwrap_or_else(|e| panic!("{name} does not load: {e}"));
+    let problems = check_tools(&path, &converted);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    converted
+}
+
+fn tool<'a>(converted: &'a Converted, name: &str) -> &'a toolgate::catalog::ToolSpec {
+    converted
+        .tools
+        .iter()
+        .find(|t| t.name == name)
+        .unwrap_or_else(|| panic!("no tool {name}; skipped: {:?}", converted.skipped))
+}
+
+/// Follows `#/$defs/...` and checks it is defined.
+fn def<'a>(schema: &'a Value, reference: &Value) -> &'a Value {
+    let name = reference
+        .as_str()
+        .and_then(|r| r.strip_prefix("#/$defs/"))
+        .unwrap_or_else(|| panic!("not a $defs reference: {reference}"));
+    &schema["$defs"][name]
+}
+
+#[test]
+fn recursive_schemas_use_defs_and_never_overflow() {
+    let converted = fixture("recursive.yaml");
+    assert!(converted.skipped.is_empty(), "{:?}", converted.skipped);
+
+    // A tree: Node.children is an array of Node.
+    let get_tree = tool(&converted, "getTree");
+    let out = get_tree.output_schema.as_ref().expect("output schema");
+    let children = &out["properties"]["children"]["items"];
+    let node = def(out, &children["$ref"]);
+    assert_eq!(node["type"], "object");
+    assert_eq!(
+        node["properties"]["children"]["items"]["$ref"], children["$ref"],
+        "the definition refers to itself"
+    );
+
+    // A self-referencing array: List = array of List.
+    let get_list = tool(&converted, "getList");
+    let out = get_list.output_schema.as_ref().expect("output schema");
+    assert_eq!(get_list.output_wrap.as_deref(), Some("result"));
+    let items = &out["properties"]["result"]["items"];
+    let list = def(out, &items["$ref"]);
+    assert_eq!(list["type"], "array");
+
+    // A cycle through several schemas: A → B → C → A, used in the request body.
+    let post_chain = tool(&converted, "postChain");
+    let input = &post_chain.input_schema;
+    let b = &input["properties"]["b"];
+    let c = &b["properties"]["c"];
+    let a = def(input, &c["properties"]["a"]["$ref"]);
+    assert!(a["properties"]["b"].is_object());
+
+    // A long non-recursive chain of distinct schemas nested deeper than the inline
+    // limit: part goes to $defs instead of growing the stack.
+    let deep = tool(&converted, "getDeep");
+    assert!(deep.output_schema.is_some());
+}
+
+/// What a reviewer needs to see of each tool: the MCP-facing parts and the binding.
+fn snapshot_view(converted: &Converted) -> Value {
+    let tools: Vec<Value> = converted
+        .tools
+        .iter()
+        .map(|t| {
+            let binding: Vec<String> = format!("{:#?}", t.operation)
+                .lines()
+                .map(str::to_string)
+                .collect();
+            serde_json::json!({
+                "name": t.name,
+                "source": t.source,
+                "title": t.title,
+                "description": t.description,
+                "inputSchema": t.input_schema,
+                "outputSchema": t.output_schema,
+                "outputWrap": t.output_wrap.as_deref(),
+                "annotations": t.annotations,
+                "operation": binding,
+            })
+        })
+        .collect();
+    serde_json::json!({ "tools": tools, "skipped": converted.skipped })
+}
+
+#[test]
+fn snapshot_oai_petstore() {
+    let converted = load_and_convert(&Path::new(CORPUS).join("oai/petstore.yaml"), &options(None))
+        .expect("loads");
+    insta::assert_json_snapshot!("oai_petstore", snapshot_view(&converted));
+}
+
+#[test]
+fn snapshot_swagger_petstore_v3() {
+    let converted = load_and_convert(
+        &Path::new(CORPUS).join("real/petstore-v3.yaml"),
+        &options(None),
+    )
+    .expect("loads");
+    insta::assert_json_snapshot!("petstore_v3", snapshot_view(&converted));
+}
