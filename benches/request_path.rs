@@ -29,11 +29,15 @@ async fn upstream() -> std::net::SocketAddr {
             let _ = stream.set_nodelay(true);
             tokio::spawn(async move {
                 let service = service_fn(|_req| async {
-                    let mut resp = http::Response::new(Full::new(Bytes::from_static(ANSWER.as_bytes())));
-                    resp.headers_mut().insert("content-type", "application/json".parse().unwrap());
+                    let mut resp =
+                        http::Response::new(Full::new(Bytes::from_static(ANSWER.as_bytes())));
+                    resp.headers_mut()
+                        .insert("content-type", "application/json".parse().unwrap());
                     Ok::<_, Infallible>(resp)
                 });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
             });
         }
     });
@@ -46,7 +50,9 @@ fn endpoint(base: &str, dir: &Path) -> McpEndpoint {
     let config = dir.join("gateway.yaml");
     std::fs::write(&config, format!("targets:\n  - name: api\n    openapi: {{spec: testapi.yaml, base_url: \"{base}/api\"}}\n")).unwrap();
     let loaded = toolgate::gateway::load(&config).unwrap();
-    loaded.into_endpoint(toolgate::targets::http::HttpClient::new().unwrap()).0
+    loaded
+        .into_endpoint(toolgate::targets::http::HttpClient::new().unwrap())
+        .0
 }
 
 fn modern_headers(method: &str, name: Option<&str>) -> HeaderMap {
@@ -60,7 +66,11 @@ fn modern_headers(method: &str, name: Option<&str>) -> HeaderMap {
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
     let addr = rt.block_on(upstream());
     let base = format!("http://{addr}");
     let dir = tempfile::tempdir().unwrap();
@@ -71,22 +81,43 @@ fn bench(c: &mut Criterion) {
         "arguments": {"petId": "7", "fields": ["name", "tag"], "tags": ["a", "b"], "X-Request-Tag": "bench"},
         "_meta": meta}})
     .to_string();
-    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {"_meta": meta}}).to_string();
+    let list =
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {"_meta": meta}})
+            .to_string();
     let call_headers = modern_headers("tools/call", Some("api___getPet"));
     let list_headers = modern_headers("tools/list", None);
 
     c.bench_function("jsonrpc_parse", |b| {
-        b.iter(|| serde_json::from_str::<toolgate::mcp::jsonrpc::Message>(std::hint::black_box(&call)).unwrap())
+        b.iter(|| {
+            serde_json::from_str::<toolgate::mcp::jsonrpc::Message>(std::hint::black_box(&call))
+                .unwrap()
+        })
     });
 
     let tool = endpoint.catalog().get("api___getPet").unwrap().clone();
-    c.bench_function("tool_lookup", |b| b.iter(|| endpoint.catalog().get(std::hint::black_box("api___getPet")).is_some()));
+    c.bench_function("tool_lookup", |b| {
+        b.iter(|| {
+            endpoint
+                .catalog()
+                .get(std::hint::black_box("api___getPet"))
+                .is_some()
+        })
+    });
     let args = json!({"petId": "7", "fields": ["name", "tag"], "tags": ["a", "b"], "X-Request-Tag": "bench"});
-    c.bench_function("validate_arguments", |b| b.iter(|| tool.validator.is_valid(std::hint::black_box(&args))));
+    c.bench_function("validate_arguments", |b| {
+        b.iter(|| tool.validator.is_valid(std::hint::black_box(&args)))
+    });
     let toolgate::catalog::ToolBinding::Http { target, operation } = &tool.binding;
     let args_map = args.as_object().unwrap().clone();
     c.bench_function("build_request", |b| {
-        b.iter(|| toolgate::targets::http::build_request(target, operation, std::hint::black_box(&args_map)).unwrap())
+        b.iter(|| {
+            toolgate::targets::http::build_request(
+                target,
+                operation,
+                std::hint::black_box(&args_map),
+            )
+            .unwrap()
+        })
     });
 
     c.bench_function("tools_list_page", |b| {
@@ -98,7 +129,9 @@ fn bench(c: &mut Criterion) {
         b.iter(|| rt.block_on(endpoint.handle_message(call.as_bytes(), &call_headers)))
     });
     let direct = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
-    let uri: http::Uri = format!("{base}/api/pets/7?fields=name,tag&tags=a&tags=b").parse().unwrap();
+    let uri: http::Uri = format!("{base}/api/pets/7?fields=name,tag&tags=a&tags=b")
+        .parse()
+        .unwrap();
     group.bench_function("direct_upstream_get", |b| {
         b.iter(|| {
             rt.block_on(async {

@@ -268,7 +268,11 @@ impl McpEndpoint {
             .meta
             .as_ref()
             .and_then(|m| m.protocol_version.as_deref());
-        let modern = meta_version.is_some() || header_version == Some(MODERN_VERSION);
+        // A handshake revision in `_meta` (dual-era clients probing with `server/discover`)
+        // is served in the legacy era: the request describes itself, so no session is needed.
+        let legacy_meta = meta_version.is_some_and(|v| LEGACY_VERSIONS.contains(&v));
+        let modern =
+            header_version == Some(MODERN_VERSION) || (meta_version.is_some() && !legacy_meta);
         if !modern {
             if method == "initialize" {
                 return Ok(Era::Legacy);

@@ -227,49 +227,53 @@ impl Drop for Gateway {
 /// An rmcp client over Streamable HTTP, in the given lifecycle.
 pub async fn client(
     url: &str,
-    lifecycle: rmcp::ClientLifecycleMode,
+    lifecycle: Lifecycle,
 ) -> rmcp::service::RunningService<rmcp::RoleClient, rmcp::model::ClientConfig> {
     use rmcp::ClientServiceExt;
     let transport = rmcp::transport::StreamableHttpClientTransport::from_uri(url.to_string());
-    rmcp::model::ClientConfig::default()
-        .serve_with_lifecycle(transport, lifecycle)
+    let mut config = rmcp::model::ClientConfig::default();
+    let mode = match lifecycle {
+        Lifecycle::Discover => rmcp::ClientLifecycleMode::Discover {
+            preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28],
+        },
+        Lifecycle::Auto => rmcp::ClientLifecycleMode::Auto {
+            preferred_versions: vec![
+                rmcp::model::ProtocolVersion::V_2026_07_28,
+                rmcp::model::ProtocolVersion::V_2025_11_25,
+            ],
+            legacy_version: Some(rmcp::model::ProtocolVersion::V_2025_11_25),
+        },
+        Lifecycle::Initialize(version) => {
+            config.protocol_version = version;
+            rmcp::ClientLifecycleMode::Initialize
+        }
+    };
+    config
+        .serve_with_lifecycle(transport, mode)
         .await
         .unwrap_or_else(|e| panic!("MCP client connects: {e}"))
 }
 
-/// The lifecycles every end-to-end test runs in: the stateless revision and each
-/// handshake revision.
-pub fn all_lifecycles() -> Vec<(&'static str, rmcp::ClientLifecycleMode)> {
-    use rmcp::ClientLifecycleMode as L;
+/// How the client starts.
+#[derive(Clone)]
+pub enum Lifecycle {
+    /// `server/discover`, 2026-07-28 only.
+    Discover,
+    /// Discover first, fall back to `initialize` (what dual-era clients do).
+    Auto,
+    /// The `initialize` handshake with this revision.
+    Initialize(rmcp::model::ProtocolVersion),
+}
+
+/// The lifecycles every end-to-end test runs in, with the revision each must negotiate.
+pub fn all_lifecycles() -> Vec<(&'static str, Lifecycle)> {
     use rmcp::model::ProtocolVersion as V;
     vec![
-        (
-            "2026-07-28",
-            L::Discover {
-                preferred_versions: vec![V::V_2026_07_28],
-            },
-        ),
-        (
-            "2025-11-25",
-            L::Auto {
-                preferred_versions: vec![V::V_2025_11_25],
-                legacy_version: Some(V::V_2025_11_25),
-            },
-        ),
-        (
-            "2025-06-18",
-            L::Auto {
-                preferred_versions: vec![V::V_2025_06_18],
-                legacy_version: Some(V::V_2025_06_18),
-            },
-        ),
-        (
-            "2025-03-26",
-            L::Auto {
-                preferred_versions: vec![V::V_2025_03_26],
-                legacy_version: Some(V::V_2025_03_26),
-            },
-        ),
+        ("2026-07-28", Lifecycle::Discover),
+        ("2026-07-28", Lifecycle::Auto),
+        ("2025-11-25", Lifecycle::Initialize(V::V_2025_11_25)),
+        ("2025-06-18", Lifecycle::Initialize(V::V_2025_06_18)),
+        ("2025-03-26", Lifecycle::Initialize(V::V_2025_03_26)),
     ]
 }
 
