@@ -1,0 +1,139 @@
+//! The command line as users run it: `check`, `tools` and `serve` of the shipped
+//! gateway.yaml (the first-run demo), as a real process.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use rmcp::model::CallToolRequestParams;
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_toolgate");
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN).args(args).current_dir(root()).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[test]
+fn check_accepts_the_shipped_config() {
+    let (code, stdout, stderr) = run(&["check", "--config", "gateway.yaml"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("OK, 4 tools from 1 targets"), "{stdout}");
+    assert!(stdout.contains("target restaurants"), "{stdout}");
+}
+
+#[test]
+fn check_reports_problems_with_their_location() {
+    let dir = tempfile::tempdir().unwrap();
+    let typo = dir.path().join("typo.yaml");
+    std::fs::write(&typo, "listen: 127.0.0.1:8000\ntargets:\n  - name: a\n    openapi:\n      spec: x.yaml\n      base_ulr: http://x\n").unwrap();
+    let (code, _, stderr) = run(&["check", "--config", typo.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("typo.yaml:6:7"), "{stderr}");
+    assert!(stderr.contains("did you mean `base_url`"), "{stderr}");
+
+    let missing = dir.path().join("missing.yaml");
+    std::fs::write(&missing, "targets:\n  - name: a\n    openapi: { spec: nowhere.yaml }\n").unwrap();
+    let (code, _, stderr) = run(&["check", "--config", missing.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("nowhere.yaml") && stderr.contains("target `a`"), "{stderr}");
+
+    let broken = dir.path().join("broken.yaml");
+    std::fs::write(dir.path().join("bad-spec.yaml"), "openapi: 3.0.0\npaths: [1, 2\n").unwrap();
+    std::fs::write(&broken, "targets:\n  - name: a\n    openapi: { spec: bad-spec.yaml, base_url: http://127.0.0.1:1 }\n").unwrap();
+    let (code, _, stderr) = run(&["check", "--config", broken.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("bad-spec.yaml"), "{stderr}");
+
+    let (code, _, stderr) = run(&["check", "--config", dir.path().join("absent.yaml").to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("absent.yaml") && stderr.contains("cannot read"), "{stderr}");
+}
+
+#[test]
+fn tools_converts_a_document_without_config() {
+    let (code, stdout, stderr) = run(&["tools", "--openapi", "specs/restaurants.yaml", "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let out: Value = serde_json::from_str(&stdout).unwrap();
+    let names: Vec<&str> = out["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["restaurants___searchRestaurants", "restaurants___getRestaurant", "restaurants___getMenu", "restaurants___createReservation"]
+    );
+    assert_eq!(out["skipped"], json!([]));
+    let booking = &out["tools"][3];
+    assert_eq!(booking["inputSchema"]["required"], json!(["restaurantId", "name", "partySize", "time"]));
+    assert!(booking["outputSchema"].is_object());
+    assert_eq!(booking["annotations"]["readOnlyHint"], false);
+    let (code, stdout, _) = run(&["tools", "--openapi", "specs/restaurants.yaml"]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("restaurants___getMenu") && stdout.contains("4 tools, 0 skipped"), "{stdout}");
+}
+
+/// The first run: the shipped gateway.yaml, served as a process, answers an MCP client
+/// through the demo API, and stops cleanly on SIGTERM.
+#[tokio::test]
+async fn serve_runs_the_shipped_demo_end_to_end() {
+    let (mcp_port, api_port) = (free_port(), free_port());
+    let shipped = std::fs::read_to_string(root().join("gateway.yaml")).unwrap();
+    let spec = root().join("specs/restaurants.yaml");
+    let config = shipped
+        .replace("127.0.0.1:8000", &format!("127.0.0.1:{mcp_port}"))
+        .replace("127.0.0.1:8081", &format!("127.0.0.1:{api_port}"))
+        .replace("specs/restaurants.yaml", spec.to_str().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.yaml");
+    std::fs::write(&path, config).unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config", path.to_str().unwrap()])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    // Ready when it prints the endpoint.
+    let mut lines = BufReader::new(stderr).lines();
+    let url = loop {
+        let line = lines.next().expect("serve printed its endpoint").unwrap();
+        if let Some(rest) = line.trim().strip_prefix("MCP endpoint: ") {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    assert_eq!(url, format!("http://127.0.0.1:{mcp_port}/mcp"));
+    let drain = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
+
+    let mcp = common::client(&url, common::Lifecycle::Auto).await;
+    let tools = mcp.list_all_tools().await.unwrap();
+    assert_eq!(tools.len(), 4);
+    let found = mcp
+        .call_tool(
+            CallToolRequestParams::new("restaurants___searchRestaurants")
+                .with_arguments(json!({"city": "Portland", "maxPriceLevel": 2}).as_object().unwrap().clone()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(found.is_error, Some(false));
+    assert_eq!(found.structured_content.as_ref().unwrap()["results"][0]["name"], "Casa Oaxaca");
+    mcp.cancel().await.unwrap();
+
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+    let rest = drain.join().unwrap().join("\n");
+    assert!(rest.contains("shutting down"), "{rest}");
+}
