@@ -17,7 +17,11 @@ fn root() -> &'static Path {
 }
 
 fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN).args(args).current_dir(root()).output().unwrap();
+    let out = Command::new(BIN)
+        .args(args)
+        .current_dir(root())
+        .output()
+        .unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -26,7 +30,11 @@ fn run(args: &[&str]) -> (i32, String, String) {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[test]
@@ -48,21 +56,39 @@ fn check_reports_problems_with_their_location() {
     assert!(stderr.contains("did you mean `base_url`"), "{stderr}");
 
     let missing = dir.path().join("missing.yaml");
-    std::fs::write(&missing, "targets:\n  - name: a\n    openapi: { spec: nowhere.yaml }\n").unwrap();
+    std::fs::write(
+        &missing,
+        "targets:\n  - name: a\n    openapi: { spec: nowhere.yaml }\n",
+    )
+    .unwrap();
     let (code, _, stderr) = run(&["check", "--config", missing.to_str().unwrap()]);
     assert_eq!(code, 1);
-    assert!(stderr.contains("nowhere.yaml") && stderr.contains("target `a`"), "{stderr}");
+    assert!(
+        stderr.contains("nowhere.yaml") && stderr.contains("target `a`"),
+        "{stderr}"
+    );
 
     let broken = dir.path().join("broken.yaml");
-    std::fs::write(dir.path().join("bad-spec.yaml"), "openapi: 3.0.0\npaths: [1, 2\n").unwrap();
+    std::fs::write(
+        dir.path().join("bad-spec.yaml"),
+        "openapi: 3.0.0\npaths: [1, 2\n",
+    )
+    .unwrap();
     std::fs::write(&broken, "targets:\n  - name: a\n    openapi: { spec: bad-spec.yaml, base_url: http://127.0.0.1:1 }\n").unwrap();
     let (code, _, stderr) = run(&["check", "--config", broken.to_str().unwrap()]);
     assert_eq!(code, 1);
     assert!(stderr.contains("bad-spec.yaml"), "{stderr}");
 
-    let (code, _, stderr) = run(&["check", "--config", dir.path().join("absent.yaml").to_str().unwrap()]);
+    let (code, _, stderr) = run(&[
+        "check",
+        "--config",
+        dir.path().join("absent.yaml").to_str().unwrap(),
+    ]);
     assert_eq!(code, 1);
-    assert!(stderr.contains("absent.yaml") && stderr.contains("cannot read"), "{stderr}");
+    assert!(
+        stderr.contains("absent.yaml") && stderr.contains("cannot read"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -70,19 +96,35 @@ fn tools_converts_a_document_without_config() {
     let (code, stdout, stderr) = run(&["tools", "--openapi", "specs/restaurants.yaml", "--json"]);
     assert_eq!(code, 0, "{stderr}");
     let out: Value = serde_json::from_str(&stdout).unwrap();
-    let names: Vec<&str> = out["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = out["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
     assert_eq!(
         names,
-        ["restaurants___searchRestaurants", "restaurants___getRestaurant", "restaurants___getMenu", "restaurants___createReservation"]
+        [
+            "restaurants___searchRestaurants",
+            "restaurants___getRestaurant",
+            "restaurants___getMenu",
+            "restaurants___createReservation"
+        ]
     );
     assert_eq!(out["skipped"], json!([]));
     let booking = &out["tools"][3];
-    assert_eq!(booking["inputSchema"]["required"], json!(["restaurantId", "name", "partySize", "time"]));
+    assert_eq!(
+        booking["inputSchema"]["required"],
+        json!(["restaurantId", "name", "partySize", "time"])
+    );
     assert!(booking["outputSchema"].is_object());
     assert_eq!(booking["annotations"]["readOnlyHint"], false);
     let (code, stdout, _) = run(&["tools", "--openapi", "specs/restaurants.yaml"]);
     assert_eq!(code, 0);
-    assert!(stdout.contains("restaurants___getMenu") && stdout.contains("4 tools, 0 skipped"), "{stdout}");
+    assert!(
+        stdout.contains("restaurants___getMenu") && stdout.contains("4 tools, 0 skipped"),
+        "{stdout}"
+    );
 }
 
 /// The first run: the shipped gateway.yaml, served as a process, answers an MCP client
@@ -121,17 +163,30 @@ async fn serve_runs_the_shipped_demo_end_to_end() {
     assert_eq!(tools.len(), 4);
     let found = mcp
         .call_tool(
-            CallToolRequestParams::new("restaurants___searchRestaurants")
-                .with_arguments(json!({"city": "Portland", "maxPriceLevel": 2}).as_object().unwrap().clone()),
+            CallToolRequestParams::new("restaurants___searchRestaurants").with_arguments(
+                json!({"city": "Portland", "maxPriceLevel": 2})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            ),
         )
         .await
         .unwrap();
     assert_eq!(found.is_error, Some(false));
-    assert_eq!(found.structured_content.as_ref().unwrap()["results"][0]["name"], "Casa Oaxaca");
+    assert_eq!(
+        found.structured_content.as_ref().unwrap()["results"][0]["name"],
+        "Casa Oaxaca"
+    );
     mcp.cancel().await.unwrap();
 
     let pid = child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     let status = child.wait().unwrap();
     assert!(status.success(), "exit status after SIGTERM: {status}");
     let rest = drain.join().unwrap().join("\n");

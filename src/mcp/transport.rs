@@ -42,7 +42,11 @@ impl OriginPolicy {
     }
 
     /// Whether a request with these headers may proceed.
-    pub fn allows(&self, headers: &HeaderMap) -> Result<(), &'static str> {
+    pub fn allows(
+        &self,
+        headers: &HeaderMap,
+        uri_authority: Option<&str>,
+    ) -> Result<(), &'static str> {
         if let Some(origin) = headers.get(ORIGIN) {
             let origin = origin
                 .to_str()
@@ -50,22 +54,20 @@ impl OriginPolicy {
                 .trim()
                 .to_ascii_lowercase();
             let host = origin.split_once("://").map(|(_, rest)| rest).unwrap_or("");
-            if !(is_loopback_authority(host) || self.allowed_origins.iter().any(|o| *o == origin)) {
+            if !(is_loopback_authority(host) || self.allowed_origins.contains(&origin)) {
                 return Err("this Origin is not allowed: add it to gateway.allowed_origins");
             }
         }
         if self.loopback_listener || !self.allowed_hosts.is_empty() {
+            // HTTP/2 carries the host in the `:authority` pseudo-header (the URI), not `Host`.
             let host = headers
                 .get(HOST)
                 .and_then(|h| h.to_str().ok())
+                .or(uri_authority)
                 .unwrap_or("")
                 .trim()
                 .to_ascii_lowercase();
-            // HTTP/2 requests carry the authority in the URI instead; an absent Host is a
-            // client that is not a browser, which DNS rebinding cannot drive.
-            if !host.is_empty()
-                && !(is_loopback_authority(&host) || self.allowed_hosts.iter().any(|h| *h == host))
-            {
+            if !(is_loopback_authority(&host) || self.allowed_hosts.contains(&host)) {
                 return Err("this Host is not allowed: add it to gateway.allowed_hosts");
             }
         }
@@ -144,7 +146,10 @@ where
     B: Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    if let Err(reason) = endpoint.settings().origins.allows(request.headers()) {
+    if let Err(reason) = endpoint.settings().origins.allows(
+        request.headers(),
+        request.uri().authority().map(|a| a.as_str()),
+    ) {
         return plain_error(
             StatusCode::FORBIDDEN,
             &RpcError::new(code::INVALID_REQUEST, reason),
@@ -266,65 +271,55 @@ mod tests {
 
     #[test]
     fn origin_and_host_policy() {
-        let policy = OriginPolicy::new(
+        let local = OriginPolicy::new(
             "127.0.0.1:8000".parse().unwrap(),
             &["https://app.example.com".into()],
             &[],
         );
+        let ok = |p: &OriginPolicy, h: &[(&'static str, &str)], authority: Option<&str>| {
+            p.allows(&headers(h), authority).is_ok()
+        };
+        assert!(ok(&local, &[("host", "127.0.0.1:8000")], None));
+        assert!(ok(
+            &local,
+            &[
+                ("host", "localhost:8000"),
+                ("origin", "http://localhost:6274")
+            ],
+            None
+        ));
+        assert!(ok(&local, &[("host", "[::1]:8000")], None));
+        assert!(!ok(&local, &[("host", "evil.example.com")], None));
+        assert!(!ok(
+            &local,
+            &[
+                ("host", "127.0.0.1:8000"),
+                ("origin", "http://evil.example.com")
+            ],
+            None
+        ));
+        assert!(ok(
+            &local,
+            &[("host", "localhost"), ("origin", "https://app.example.com")],
+            None
+        ));
+        assert!(!ok(&local, &[("host", "localhost.evil.com")], None));
+        assert!(ok(&local, &[], Some("127.0.0.1:8000")), "HTTP/2 authority");
+        assert!(!ok(&local, &[], Some("evil.example.com")));
         assert!(
-            policy
-                .allows(&headers(&[("host", "127.0.0.1:8000")]))
-                .is_ok()
-        );
-        assert!(
-            policy
-                .allows(&headers(&[
-                    ("host", "localhost:8000"),
-                    ("origin", "http://localhost:6274")
-                ]))
-                .is_ok()
-        );
-        assert!(policy.allows(&headers(&[("host", "[::1]:8000")])).is_ok());
-        assert!(
-            policy
-                .allows(&headers(&[("host", "evil.example.com")]))
-                .is_err()
-        );
-        assert!(
-            policy
-                .allows(&headers(&[
-                    ("host", "127.0.0.1:8000"),
-                    ("origin", "http://evil.example.com")
-                ]))
-                .is_err()
-        );
-        assert!(
-            policy
-                .allows(&headers(&[
-                    ("host", "localhost"),
-                    ("origin", "https://app.example.com")
-                ]))
-                .is_ok()
-        );
-        assert!(
-            policy
-                .allows(&headers(&[("host", "localhost.evil.com")]))
-                .is_err()
+            !ok(&local, &[], None),
+            "no host at all on a loopback listener"
         );
         let public = OriginPolicy::new("0.0.0.0:8000".parse().unwrap(), &[], &[]);
-        assert!(
-            public
-                .allows(&headers(&[("host", "gateway.example.com")]))
-                .is_ok()
-        );
-        assert!(
-            public
-                .allows(&headers(&[
-                    ("host", "gateway.example.com"),
-                    ("origin", "https://evil.com")
-                ]))
-                .is_err()
-        );
+        assert!(ok(&public, &[("host", "gateway.example.com")], None));
+        assert!(!ok(
+            &public,
+            &[
+                ("host", "gateway.example.com"),
+                ("origin", "https://evil.com")
+            ],
+            None
+        ));
     }
 
     #[test]
