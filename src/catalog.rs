@@ -182,6 +182,17 @@ pub struct OutputMapping {
     pub has_schema: bool,
 }
 
+/// How one tool uses its target's response cache.
+#[derive(Debug, Clone)]
+pub struct ToolCache {
+    /// The target's cache.
+    pub cache: crate::cache::ResponseCache,
+    /// Freshness of this tool's answers.
+    pub ttl: std::time::Duration,
+    /// Who may be served a cached answer.
+    pub scope: crate::cache::CacheScope,
+}
+
 /// One tool, ready to serve.
 pub struct Tool {
     /// The MCP tool name.
@@ -196,6 +207,10 @@ pub struct Tool {
     pub output: OutputMapping,
     /// Where calls go.
     pub binding: ToolBinding,
+    /// Response cache, when this tool's answers are cacheable.
+    pub cache: Option<ToolCache>,
+    /// Metric handles bound to this tool.
+    pub metrics: crate::metrics::ToolMetrics,
 }
 
 impl std::fmt::Debug for Tool {
@@ -254,20 +269,26 @@ impl Catalog {
         Self::default()
     }
 
-    /// Names, compiles and adds the tools of one HTTP target, in the order given. A tool
-    /// whose schema does not compile is returned as an error and not added.
+    /// Names, compiles and adds the tools of one HTTP target, in the order given, with
+    /// metrics bound and the cache settings `cache_for` gives each. A tool whose schema does
+    /// not compile is returned as an error and not added.
     pub fn add_http_tools(
         &mut self,
         target: &Arc<HttpTarget>,
         naming: &Naming,
         specs: Vec<ToolSpec>,
+        metrics: &crate::metrics::Metrics,
+        cache_for: &dyn Fn(&ToolSpec) -> Option<ToolCache>,
     ) -> Vec<ToolBuildError> {
         let mut errors = Vec::new();
         for spec in specs {
             let name = naming.unique(naming.full_name(&target.name, &spec.name), &self.index);
             match build_tool(&name, &spec) {
                 Ok((definition, validator)) => {
+                    let cache = cache_for(&spec);
                     let tool = Tool {
+                        metrics: metrics.for_tool(&target.name, &name),
+                        cache,
                         name: name.as_str().into(),
                         target: target.name.clone(),
                         definition,

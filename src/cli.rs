@@ -204,7 +204,13 @@ fn tools(
         });
         let mut catalog = Catalog::new();
         let mut skipped = converted.skipped;
-        for e in catalog.add_http_tools(&target, &Naming::default(), converted.tools) {
+        for e in catalog.add_http_tools(
+            &target,
+            &Naming::default(),
+            converted.tools,
+            &crate::metrics::Metrics::new(),
+            &|_| None,
+        ) {
             skipped.push(Skipped {
                 operation: e.source_op,
                 reason: e.reason,

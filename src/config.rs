@@ -134,9 +134,68 @@ pub struct TargetConfig {
     /// Timeout of one call (default `30s`).
     #[serde(default = "default_timeout", deserialize_with = "de_duration")]
     pub timeout: Duration,
-    /// Response cache (not in this build).
+    /// Response cache for the target's tools.
     #[serde(default)]
-    pub cache: Option<Spanned<serde_json::Value>>,
+    pub cache: Option<Spanned<CacheConfig>>,
+    /// Per-operation settings, by operationId (or `<method>_<path>` without one).
+    #[serde(default)]
+    pub operations: indexmap::IndexMap<String, OperationConfig>,
+}
+
+/// `targets[].cache`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    /// How long an answer stays fresh (an upstream `max-age` below it wins).
+    #[serde(deserialize_with = "de_duration")]
+    pub ttl: Duration,
+    /// At most this many entries (default: bounded by `max_bytes`).
+    #[serde(default)]
+    pub max_entries: Option<u64>,
+    /// At most this many bytes of answers (default `64MiB`).
+    #[serde(default)]
+    pub max_bytes: Option<ByteSize>,
+    /// Methods whose answers are cached (default `[GET, HEAD]`).
+    #[serde(default)]
+    pub methods: Option<Vec<String>>,
+    /// `caller` (default with inbound auth) or `shared` (default without).
+    #[serde(default)]
+    pub scope: Option<crate::cache::CacheScope>,
+}
+
+/// `targets[].operations.<operationId>`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperationConfig {
+    /// `false` turns the target's cache off for this tool; an object overrides `ttl`,
+    /// `methods` or `scope` (and enables caching when the target has none).
+    #[serde(default)]
+    pub cache: Option<CacheOverride>,
+}
+
+/// A per-operation cache setting.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum CacheOverride {
+    /// `true`: as the target says; `false`: never cache this tool.
+    Enabled(bool),
+    /// Overrides.
+    Settings(CacheOverrideSettings),
+}
+
+/// Overridable cache settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheOverrideSettings {
+    /// Freshness for this tool.
+    #[serde(default, deserialize_with = "de_opt_duration")]
+    pub ttl: Option<Duration>,
+    /// Methods cached for this tool (e.g. `[POST]` for a read-only search by POST).
+    #[serde(default)]
+    pub methods: Option<Vec<String>>,
+    /// Scope for this tool.
+    #[serde(default)]
+    pub scope: Option<crate::cache::CacheScope>,
 }
 
 fn default_timeout() -> Duration {
@@ -326,6 +385,10 @@ fn de_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Er
     }
 }
 
+fn de_opt_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    de_duration(d).map(Some)
+}
+
 /// A configuration problem, with where it is.
 #[derive(Debug, thiserror::Error)]
 #[error("{}{}: {message}", file.display(), position(*line, *column))]
@@ -370,45 +433,26 @@ impl ConfigError {
     }
 }
 
-/// Every key the file format knows, for "did you mean" suggestions.
-const KNOWN_KEYS: &[&str] = &[
-    "listen",
-    "admin",
-    "gateway",
-    "inbound",
-    "targets",
-    "demo",
-    "name",
-    "instructions",
-    "naming",
-    "page_size",
-    "max_body",
-    "max_response",
-    "allowed_origins",
-    "allowed_hosts",
-    "list_ttl",
-    "shutdown_grace",
-    "separator",
-    "prefix",
-    "max_length",
-    "openapi",
-    "lambda",
-    "credentials",
-    "timeout",
-    "cache",
-    "spec",
-    "base_url",
-    "include",
-    "exclude",
-    "operations",
-    "tags",
-    "methods",
-    "bearer",
-    "api_key",
-    "oauth2",
-    "in",
-    "value",
-];
+fn check_methods(
+    path: &Path,
+    at: &serde_saphyr::Location,
+    methods: Option<&[String]>,
+) -> Result<(), ConfigError> {
+    for m in methods.unwrap_or_default() {
+        if ![
+            "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE",
+        ]
+        .contains(&m.to_ascii_uppercase().as_str())
+        {
+            return Err(ConfigError::at(
+                path,
+                at,
+                format!("`{m}` is not an HTTP method"),
+            ));
+        }
+    }
+    Ok(())
+}
 
 impl Config {
     /// Reads, interpolates, parses and validates the file at `path`.
@@ -533,6 +577,39 @@ impl Config {
                     ));
                 }
             }
+            if let Some(cache) = &target.cache {
+                let c = &cache.value;
+                if c.ttl.is_zero() {
+                    return Err(ConfigError::at(
+                        path,
+                        &cache.referenced,
+                        "cache.ttl must be above zero",
+                    ));
+                }
+                if c.max_entries.is_some() && c.max_bytes.is_some() {
+                    return Err(ConfigError::at(
+                        path,
+                        &cache.referenced,
+                        "cache takes max_entries or max_bytes, not both",
+                    ));
+                }
+                check_methods(path, &cache.referenced, c.methods.as_deref())?;
+            }
+            for (op, settings) in &target.operations {
+                if let Some(CacheOverride::Settings(o)) = &settings.cache {
+                    check_methods(path, &name.referenced, o.methods.as_deref())?;
+                    if target.cache.is_none() && o.ttl.is_none() {
+                        return Err(ConfigError::at(
+                            path,
+                            &name.referenced,
+                            format!(
+                                "target `{}`: operations.{op}.cache needs a ttl (the target has no cache settings)",
+                                name.value
+                            ),
+                        ));
+                    }
+                }
+            }
             if target.timeout.is_zero() {
                 return Err(ConfigError::at(
                     path,
@@ -590,14 +667,6 @@ impl Config {
                 self.listen
             ));
         }
-        for target in &self.targets {
-            if target.cache.is_some() {
-                out.push(format!(
-                    "target `{}`: `cache` is not available in this build and is ignored",
-                    target.name.value
-                ));
-            }
-        }
         out
     }
 }
@@ -614,20 +683,29 @@ fn yaml_error(path: &Path, e: &serde_saphyr::Error) -> ConfigError {
     if message.contains("socket address") {
         message.push_str(" (expected host:port, e.g. 127.0.0.1:8000 or 0.0.0.0:8000)");
     }
-    if let Some(rest) = message.split("unknown field `").nth(1)
-        && let Some(field) = rest.split('`').next()
-        && let Some(best) = KNOWN_KEYS
-            .iter()
-            .map(|k| (strsim::jaro_winkler(field, k), *k))
-            .filter(|(score, _)| *score > 0.8)
-            .max_by(|a, b| a.0.total_cmp(&b.0))
-    {
-        message.push_str(&format!(" (did you mean `{}`?)", best.1));
+    if let Some(suggestion) = suggest_field(&message) {
+        message.push_str(&format!(" (did you mean `{suggestion}`?)"));
     }
     match location {
         Some(loc) => ConfigError::at(path, &loc, message),
         None => ConfigError::file(path, message),
     }
+}
+
+/// For an "unknown field `x`, expected one of a, b" message: the expected field closest to
+/// `x`, if any is close.
+fn suggest_field(message: &str) -> Option<&str> {
+    let rest = message.split("unknown field `").nth(1)?;
+    let field = rest.split('`').next()?;
+    let expected = rest.split_once("expected ")?.1;
+    let expected = expected.strip_prefix("one of ").unwrap_or(expected);
+    expected
+        .split(", ")
+        .map(|k| k.trim().trim_matches('`'))
+        .map(|k| (strsim::jaro_winkler(field, k), k))
+        .filter(|(score, _)| *score > 0.75)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| k)
 }
 
 /// Drops serde-saphyr's own `error: line N column M: ` prefix (we print the location).

@@ -6,8 +6,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::auth::outbound::CredentialProvider;
+use crate::cache::{CacheBound, CacheScope, ResponseCache};
 use crate::catalog::{Catalog, Naming};
+use crate::catalog::{ToolCache, ToolSpec};
+use crate::config::{CacheOverride, TargetConfig};
 use crate::config::{Config, ConfigError, PrefixMode};
+use crate::metrics::Metrics;
 use crate::openapi::{self, ConvertOptions, Selection, Skipped};
 use crate::targets::http::HttpTarget;
 
@@ -24,6 +28,8 @@ pub struct Loaded {
     pub targets: Vec<TargetSummary>,
     /// Non-fatal findings.
     pub warnings: Vec<String>,
+    /// The metrics registry the tools are bound to.
+    pub metrics: Arc<Metrics>,
 }
 
 /// What one target contributed.
@@ -94,6 +100,7 @@ pub fn load(path: &Path) -> Result<Loaded, LoadError> {
     let config = Config::load(path)?;
     let mut warnings = config.warnings();
     let naming = naming(&config);
+    let metrics = Arc::new(Metrics::new());
     let mut catalog = Catalog::new();
     let mut targets = Vec::new();
     for target in &config.targets {
@@ -131,7 +138,9 @@ pub fn load(path: &Path) -> Result<Loaded, LoadError> {
             max_response_bytes: config.gateway.max_response.0,
         });
         let made = converted.tools.len();
-        let errors = catalog.add_http_tools(&http_target, &naming, converted.tools);
+        let cache_for = cache_policy(target, config.inbound.is_some(), &metrics);
+        let errors =
+            catalog.add_http_tools(&http_target, &naming, converted.tools, &metrics, &cache_for);
         let mut skipped = converted.skipped;
         for e in &errors {
             skipped.push(Skipped {
@@ -146,13 +155,86 @@ pub fn load(path: &Path) -> Result<Loaded, LoadError> {
             skipped,
         });
     }
+    metrics.config_reloads.with_label_values(&["ok"]).inc();
     Ok(Loaded {
         config,
         config_file: path.to_path_buf(),
         catalog,
         targets,
         warnings,
+        metrics,
     })
+}
+
+/// Default size bound of a target's cache.
+const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
+
+/// Decides, per tool, whether and how its answers are cached: the target's `cache`, then
+/// `operations.<id>.cache` overrides. Only the configured methods are cached (GET and HEAD
+/// by default). One moka cache serves all tools of a target.
+fn cache_policy<'a>(
+    target: &'a TargetConfig,
+    inbound_auth: bool,
+    metrics: &Metrics,
+) -> impl Fn(&ToolSpec) -> Option<ToolCache> + 'a {
+    let base = target.cache.as_ref().map(|c| &c.value);
+    let any_override = target.operations.values().any(|o| {
+        matches!(
+            o.cache,
+            Some(CacheOverride::Settings(_)) | Some(CacheOverride::Enabled(true))
+        )
+    });
+    let shared = (base.is_some() || any_override).then(|| {
+        let bound = match base {
+            Some(c) => match (c.max_entries, c.max_bytes) {
+                (Some(n), _) => CacheBound::Entries(n),
+                (None, Some(b)) => CacheBound::Bytes(b.0 as u64),
+                (None, None) => CacheBound::Bytes(DEFAULT_CACHE_BYTES),
+            },
+            None => CacheBound::Bytes(DEFAULT_CACHE_BYTES),
+        };
+        ResponseCache::new(&target.name.value, bound, metrics)
+    });
+    let default_scope = if inbound_auth {
+        CacheScope::Caller
+    } else {
+        CacheScope::Shared
+    };
+    move |spec: &ToolSpec| {
+        let cache = shared.clone()?;
+        let over = target
+            .operations
+            .get(&spec.name)
+            .and_then(|o| o.cache.as_ref());
+        let settings = match over {
+            Some(CacheOverride::Enabled(false)) => return None,
+            Some(CacheOverride::Settings(s)) => Some(s),
+            _ => None,
+        };
+        if base.is_none()
+            && settings.is_none()
+            && !matches!(over, Some(CacheOverride::Enabled(true)))
+        {
+            return None;
+        }
+        let ttl = settings.and_then(|s| s.ttl).or(base.map(|b| b.ttl))?;
+        let methods = settings
+            .and_then(|s| s.methods.as_ref())
+            .or(base.and_then(|b| b.methods.as_ref()));
+        let method = spec.operation.method.as_str();
+        let cacheable = match methods {
+            Some(list) => list.iter().any(|m| m.eq_ignore_ascii_case(method)),
+            None => matches!(method, "GET" | "HEAD"),
+        };
+        if !cacheable {
+            return None;
+        }
+        let scope = settings
+            .and_then(|s| s.scope)
+            .or(base.and_then(|b| b.scope))
+            .unwrap_or(default_scope);
+        Some(ToolCache { cache, ttl, scope })
+    }
 }
 
 fn credential(c: &crate::config::CredentialsConfig) -> Result<CredentialProvider, String> {
@@ -186,7 +268,7 @@ impl Loaded {
             ),
         };
         (
-            crate::mcp::McpEndpoint::new(Arc::new(self.catalog), http, settings),
+            crate::mcp::McpEndpoint::new(Arc::new(self.catalog), http, settings, self.metrics),
             self.config,
         )
     }

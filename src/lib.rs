@@ -5,12 +5,14 @@
 //! it names; the request path ([`server`] → [`mcp`] → [`targets`]) only looks up and executes.
 
 pub mod auth;
+pub mod cache;
 pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod gateway;
 pub mod mcp;
+pub mod metrics;
 pub mod openapi;
 pub mod server;
 pub mod targets;

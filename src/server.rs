@@ -67,13 +67,10 @@ pub async fn route(state: &AppState, request: Request<Incoming>) -> HttpResponse
     }
 }
 
-fn route_admin(request: &Request<Incoming>) -> HttpResponse {
+fn route_admin(state: &AppState, request: &Request<Incoming>) -> HttpResponse {
     match request.uri().path() {
         "/metrics" => {
-            let body = format!(
-                "# HELP toolgate_build_info Build information.\n# TYPE toolgate_build_info gauge\ntoolgate_build_info{{version=\"{}\"}} 1\n",
-                crate::VERSION
-            );
+            let body = state.endpoint.metrics().render();
             let mut response = Response::new(Full::new(Bytes::from(body)));
             response.headers_mut().insert(
                 CONTENT_TYPE,
@@ -160,15 +157,19 @@ impl Server {
         let builder = Arc::new(builder);
         if let Some(admin) = admin {
             let builder = builder.clone();
+            let state = state.clone();
             tokio::spawn(async move {
                 loop {
                     let Ok((stream, _)) = admin.accept().await else {
                         continue;
                     };
                     let builder = builder.clone();
+                    let state = state.clone();
                     tokio::spawn(async move {
-                        let service =
-                            service_fn(|req| async move { Ok::<_, Infallible>(route_admin(&req)) });
+                        let service = service_fn(move |req| {
+                            let state = state.clone();
+                            async move { Ok::<_, Infallible>(route_admin(&state, &req)) }
+                        });
                         let _ = builder
                             .serve_connection(TokioIo::new(stream), service)
                             .await;

@@ -21,6 +21,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::catalog::Catalog;
+use crate::metrics::Metrics;
 use crate::targets::http::HttpClient;
 use jsonrpc::{RpcError, code};
 
@@ -71,6 +72,7 @@ pub struct McpEndpoint {
     settings: EndpointSettings,
     /// `serverInfo` object, serialized once.
     server_info: Box<RawValue>,
+    metrics: Arc<Metrics>,
 }
 
 /// What the endpoint answers to one POST.
@@ -108,7 +110,12 @@ pub struct Call<'a> {
 
 impl McpEndpoint {
     /// Builds the endpoint.
-    pub fn new(catalog: Arc<Catalog>, http: HttpClient, settings: EndpointSettings) -> Self {
+    pub fn new(
+        catalog: Arc<Catalog>,
+        http: HttpClient,
+        settings: EndpointSettings,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let server_info = serde_json::value::to_raw_value(&serde_json::json!({
             "name": settings.server_name,
             "title": settings.server_name,
@@ -116,6 +123,7 @@ impl McpEndpoint {
         }))
         .expect("server info serializes");
         Self {
+            metrics,
             catalog,
             http,
             settings,
@@ -126,6 +134,11 @@ impl McpEndpoint {
     /// The catalog served.
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
+    }
+
+    /// The metrics registry.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// The endpoint settings.
@@ -210,6 +223,8 @@ impl McpEndpoint {
                 return Reply::Json(error.status, jsonrpc::error_response(Some(id), &error));
             }
         };
+        self.metrics
+            .mcp_request(method, revision_label(era, headers));
         let call = Call { id, era, headers };
         let mut out = Vec::with_capacity(256);
         let result = match method {
@@ -337,6 +352,17 @@ impl McpEndpoint {
 
     fn server_info(&self) -> &RawValue {
         &self.server_info
+    }
+}
+
+/// The revision label of a request for metrics: one of the supported revisions, or
+/// `legacy` when a handshake-era request does not say which.
+fn revision_label(era: Era, headers: &HeaderMap) -> &'static str {
+    match era {
+        Era::Modern => MODERN_VERSION,
+        Era::Legacy => header_str(headers, "mcp-protocol-version")
+            .and_then(|v| LEGACY_VERSIONS.iter().copied().find(|l| *l == v))
+            .unwrap_or("legacy"),
     }
 }
 

@@ -13,8 +13,15 @@ use serde_json::{Map, Value};
 
 use super::jsonrpc::{self, RpcError};
 use super::{Call, Era, McpEndpoint, header_str, write_result_type};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::cache::{CacheKey, CacheScope, CachedAnswer};
 use crate::catalog::{OutputMapping, Tool, ToolBinding};
-use crate::targets::{UpstreamAnswer, UpstreamError};
+use crate::metrics::Outcome;
+use crate::targets::{CacheDirectives, UpstreamAnswer, UpstreamError};
 
 #[derive(Deserialize)]
 struct CallParams<'a> {
@@ -39,6 +46,7 @@ pub(super) async fn handle(
             "tools/call requires params with the tool `name`",
         ));
     };
+    let params_len = params.get().len();
     let params: CallParams = serde_json::from_str(params.get())
         .map_err(|e| RpcError::invalid_params(format!("invalid tools/call params: {e}")))?;
     if call.era == Era::Modern {
@@ -50,28 +58,214 @@ pub(super) async fn handle(
                 .with_data(serde_json::json!({ "name": params.name })),
         );
     };
+    let started = Instant::now();
+    let metrics = &tool.metrics;
+    metrics.request_bytes.observe(params_len as f64);
     let arguments = match params.arguments {
         None | Some(Value::Null) => Value::Object(Map::new()),
         Some(v) => v,
     };
-    if !tool.validator.is_valid(&arguments) {
-        write_error_result(out, call, &validation_report(tool, &arguments));
+    if !tool.validator.is_valid(&arguments) || !arguments.is_object() {
+        let fragment = error_fragment(&validation_report(tool, &arguments));
+        write_result(out, call, &fragment);
+        finish(
+            call,
+            tool,
+            &Rendered::new(fragment, Outcome::InvalidArguments),
+            CacheUse::Off,
+            started,
+        );
         return Ok(());
     }
-    let Value::Object(arguments) = &arguments else {
-        // The input schema is always `type: object`, so validation rejected anything else.
-        write_error_result(out, call, "arguments must be an object");
-        return Ok(());
+    let _in_flight = InFlight::enter(&metrics.in_flight);
+    let (rendered, cache_use) = match &tool.cache {
+        None => (execute(endpoint, tool, &arguments).await, CacheUse::Off),
+        Some(policy) => {
+            // Without inbound authentication every caller is anonymous, so `caller` scope
+            // and `shared` scope key alike.
+            let caller: Option<&Arc<str>> = match policy.scope {
+                CacheScope::Caller | CacheScope::Shared => None,
+            };
+            let key = CacheKey::new(&tool.name, &arguments, caller);
+            let fill = async {
+                let rendered = execute(endpoint, tool, &arguments).await;
+                match rendered.keep_for(policy.ttl, policy.scope) {
+                    Some(ttl) => Ok(Arc::new(CachedAnswer {
+                        fragment: rendered.fragment.clone(),
+                        ttl,
+                    })),
+                    None => Err(rendered),
+                }
+            };
+            match policy.cache.get_or_fill(key, fill).await {
+                (Ok(entry), hit) => {
+                    let rendered = Rendered::new(entry.fragment.clone(), Outcome::Ok);
+                    (rendered, if hit { CacheUse::Hit } else { CacheUse::Miss })
+                }
+                (Err(shared), _) => (Rendered::clone(&shared), CacheUse::Miss),
+            }
+        }
+    };
+    write_result(out, call, &rendered.fragment);
+    finish(call, tool, &rendered, cache_use, started);
+    Ok(())
+}
+
+/// Calls the tool's upstream and renders the result content.
+async fn execute(endpoint: &McpEndpoint, tool: &Tool, arguments: &Value) -> Rendered {
+    let Value::Object(arguments) = arguments else {
+        return Rendered::new(
+            error_fragment("arguments must be an object"),
+            Outcome::InvalidArguments,
+        );
     };
     match &tool.binding {
         ToolBinding::Http { target, operation } => {
-            match endpoint.http.call(target, operation, arguments).await {
-                Ok(answer) => write_answer(out, call, tool, &answer),
-                Err(error) => write_upstream_error(out, call, tool, &error),
-            }
+            let sent = Instant::now();
+            let result = endpoint.http.call(target, operation, arguments).await;
+            let upstream = sent.elapsed();
+            tool.metrics
+                .upstream_duration
+                .observe(upstream.as_secs_f64());
+            let mut rendered = match result {
+                Ok(answer) => {
+                    tool.metrics.status(answer.status);
+                    tool.metrics
+                        .response_bytes
+                        .observe(answer.body.len() as f64);
+                    let mut r = Rendered::new(answer_fragment(tool, &answer), Outcome::Ok);
+                    r.status = Some(answer.status);
+                    r.directives = answer.cache;
+                    r.truncated = answer.truncated;
+                    r
+                }
+                Err(error) => {
+                    tracing::debug!(tool = %tool.name, %error, "tool call failed upstream");
+                    let outcome = match &error {
+                        UpstreamError::Status { status, .. } => {
+                            tool.metrics.status(*status);
+                            if (400..500).contains(status) {
+                                Outcome::ToolError
+                            } else {
+                                Outcome::UpstreamError
+                            }
+                        }
+                        UpstreamError::Timeout(_) => Outcome::Timeout,
+                        UpstreamError::Transport(_) => Outcome::UpstreamError,
+                        UpstreamError::Request(_) => Outcome::InvalidArguments,
+                    };
+                    let mut r = Rendered::new(
+                        error_fragment(&format!("Tool {} failed: {error}", tool.name)),
+                        outcome,
+                    );
+                    if let UpstreamError::Status { status, .. } = &error {
+                        r.status = Some(*status);
+                    }
+                    r
+                }
+            };
+            rendered.upstream = Some(upstream);
+            rendered
         }
     }
-    Ok(())
+}
+
+/// A rendered tool result: the members of the result object after `resultType`.
+#[derive(Clone)]
+struct Rendered {
+    fragment: Bytes,
+    outcome: Outcome,
+    status: Option<u16>,
+    upstream: Option<std::time::Duration>,
+    directives: CacheDirectives,
+    truncated: bool,
+}
+
+impl Rendered {
+    fn new(fragment: Bytes, outcome: Outcome) -> Self {
+        Self {
+            fragment,
+            outcome,
+            status: None,
+            upstream: None,
+            directives: CacheDirectives::default(),
+            truncated: false,
+        }
+    }
+
+    /// How long this answer may be cached, if at all: only complete successful answers
+    /// the upstream did not mark `no-store` (or `private` for a shared cache), for the
+    /// configured TTL or the upstream's shorter `max-age`.
+    fn keep_for(&self, ttl: std::time::Duration, scope: CacheScope) -> Option<std::time::Duration> {
+        if self.outcome != Outcome::Ok || self.truncated || self.directives.no_store {
+            return None;
+        }
+        if self.directives.private && scope == CacheScope::Shared {
+            return None;
+        }
+        let ttl = self.directives.max_age.map_or(ttl, |m| m.min(ttl));
+        (!ttl.is_zero()).then_some(ttl)
+    }
+}
+
+/// Whether and how the cache took part in a call (for logs and metrics).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CacheUse {
+    Off,
+    Hit,
+    Miss,
+}
+
+/// Counts a call in progress for as long as it lives (also when the client goes away and
+/// the call's future is dropped).
+struct InFlight<'a>(&'a prometheus::IntGauge);
+
+impl<'a> InFlight<'a> {
+    fn enter(gauge: &'a prometheus::IntGauge) -> Self {
+        gauge.inc();
+        Self(gauge)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// Records a finished call: metrics and one log line.
+fn finish(call: &Call<'_>, tool: &Tool, rendered: &Rendered, cache: CacheUse, started: Instant) {
+    let m = &tool.metrics;
+    let elapsed = started.elapsed();
+    m.duration.observe(elapsed.as_secs_f64());
+    m.outcome(rendered.outcome);
+    match cache {
+        CacheUse::Hit => m.cache_hit.inc(),
+        CacheUse::Miss => m.cache_miss.inc(),
+        CacheUse::Off => {}
+    }
+    tracing::info!(
+        target: "toolgate::call",
+        id = call.id.get(),
+        tool = %tool.name,
+        target_name = %tool.target,
+        outcome = rendered.outcome.as_str(),
+        status = rendered.status,
+        duration_us = elapsed.as_micros() as u64,
+        upstream_us = rendered.upstream.map(|d| d.as_micros() as u64),
+        cache = match cache { CacheUse::Off => "off", CacheUse::Hit => "hit", CacheUse::Miss => "miss" },
+        "tool call"
+    );
+}
+
+/// Writes a complete `tools/call` response around a rendered fragment.
+fn write_result(out: &mut Vec<u8>, call: &Call<'_>, fragment: &[u8]) {
+    out.reserve(fragment.len() + 64);
+    jsonrpc::begin_result(out, call.id);
+    out.push(b'{');
+    write_result_type(out, call.era);
+    out.extend_from_slice(fragment);
+    jsonrpc::end_result(out);
 }
 
 /// Checks `Mcp-Name` against `params.name` (2026-07-28), decoding the base64 sentinel form.
@@ -127,48 +321,35 @@ fn validation_report(tool: &Tool, arguments: &Value) -> String {
     text
 }
 
-fn begin_tool_result(out: &mut Vec<u8>, call: &Call<'_>) {
-    jsonrpc::begin_result(out, call.id);
-    out.push(b'{');
-    write_result_type(out, call.era);
-}
-
-/// A result with one text block and `isError: true`.
-fn write_error_result(out: &mut Vec<u8>, call: &Call<'_>, text: &str) {
-    begin_tool_result(out, call);
+/// The fragment of an `isError` result with one text block.
+fn error_fragment(text: &str) -> Bytes {
+    let mut out = Vec::with_capacity(text.len() + 64);
     out.extend_from_slice(b"\"content\":[{\"type\":\"text\",\"text\":");
-    jsonrpc::write_json_str(out, text);
+    jsonrpc::write_json_str(&mut out, text);
     out.extend_from_slice(b"}],\"isError\":true}");
-    jsonrpc::end_result(out);
+    Bytes::from(out)
 }
 
-fn write_upstream_error(out: &mut Vec<u8>, call: &Call<'_>, tool: &Tool, error: &UpstreamError) {
-    tracing::debug!(tool = %tool.name, %error, "tool call failed upstream");
-    write_error_result(out, call, &format!("Tool {} failed: {error}", tool.name));
-}
-
-/// Maps a successful upstream answer to MCP content: JSON gives `structuredContent` plus a
-/// text block with the same JSON; images and audio give their content types; other binary
-/// gives an embedded resource; anything else is text.
-fn write_answer(out: &mut Vec<u8>, call: &Call<'_>, tool: &Tool, answer: &UpstreamAnswer) {
-    out.reserve(answer.body.len() * 2 + 128);
-    begin_tool_result(out, call);
+/// Maps a successful upstream answer to the fragment of a result: JSON gives
+/// `structuredContent` plus a text block with the same JSON; images and audio give their
+/// content types; other binary gives an embedded resource; anything else is text.
+fn answer_fragment(tool: &Tool, answer: &UpstreamAnswer) -> Bytes {
+    let mut out = Vec::with_capacity(answer.body.len() * 2 + 128);
     out.extend_from_slice(b"\"content\":[");
     let media = &*answer.media_type;
     if answer.body.is_empty() {
         out.extend_from_slice(b"{\"type\":\"text\",\"text\":");
-        jsonrpc::write_json_str(out, &format!("HTTP {} (no content)", answer.status));
+        jsonrpc::write_json_str(&mut out, &format!("HTTP {} (no content)", answer.status));
         out.push(b'}');
     } else if answer.is_json {
         // JSON parsed upstream-side, so it is valid UTF-8.
         let text = std::str::from_utf8(&answer.body).unwrap_or_default();
         out.extend_from_slice(b"{\"type\":\"text\",\"text\":");
-        jsonrpc::write_json_str(out, text);
+        jsonrpc::write_json_str(&mut out, text);
         out.extend_from_slice(b"}]");
-        write_structured(out, &tool.output, text);
+        write_structured(&mut out, &tool.output, text);
         out.extend_from_slice(b",\"isError\":false}");
-        jsonrpc::end_result(out);
-        return;
+        return Bytes::from(out);
     } else if let Some(kind) = binary_kind(media) {
         let data = STANDARD.encode(&answer.body);
         match kind {
@@ -178,30 +359,30 @@ fn write_answer(out: &mut Vec<u8>, call: &Call<'_>, tool: &Tool, answer: &Upstre
                 } else {
                     b"{\"type\":\"audio\",\"data\":"
                 });
-                jsonrpc::write_json_str(out, &data);
+                jsonrpc::write_json_str(&mut out, &data);
                 out.extend_from_slice(b",\"mimeType\":");
-                jsonrpc::write_json_str(out, media);
+                jsonrpc::write_json_str(&mut out, media);
                 out.push(b'}');
             }
             BinaryKind::Other => {
                 out.extend_from_slice(b"{\"type\":\"resource\",\"resource\":{\"uri\":");
-                jsonrpc::write_json_str(out, &format!("toolgate://{}/answer", tool.name));
+                jsonrpc::write_json_str(&mut out, &format!("toolgate://{}/answer", tool.name));
                 out.extend_from_slice(b",\"mimeType\":");
-                jsonrpc::write_json_str(out, media);
+                jsonrpc::write_json_str(&mut out, media);
                 out.extend_from_slice(b",\"blob\":");
-                jsonrpc::write_json_str(out, &data);
+                jsonrpc::write_json_str(&mut out, &data);
                 out.extend_from_slice(b"}}");
             }
         }
     } else {
         out.extend_from_slice(b"{\"type\":\"text\",\"text\":");
-        jsonrpc::write_json_str(out, &String::from_utf8_lossy(&answer.body));
+        jsonrpc::write_json_str(&mut out, &String::from_utf8_lossy(&answer.body));
         out.push(b'}');
     }
     if answer.truncated {
         out.extend_from_slice(b",{\"type\":\"text\",\"text\":");
         jsonrpc::write_json_str(
-            out,
+            &mut out,
             &format!(
                 "[The answer was cut at {} bytes: it exceeded the gateway's response size limit.]",
                 answer.body.len()
@@ -210,7 +391,7 @@ fn write_answer(out: &mut Vec<u8>, call: &Call<'_>, tool: &Tool, answer: &Upstre
         out.push(b'}');
     }
     out.extend_from_slice(b"],\"isError\":false}");
-    jsonrpc::end_result(out);
+    Bytes::from(out)
 }
 
 /// Writes `,"structuredContent":...` for a JSON answer when it can conform: wrapped when

@@ -21,6 +21,51 @@ pub struct UpstreamAnswer {
     pub is_json: bool,
     /// True when the body was cut at the size cap (then `is_json` is false).
     pub truncated: bool,
+    /// What the upstream's `Cache-Control` allows.
+    pub cache: CacheDirectives,
+}
+
+/// The parts of an answer's `Cache-Control` that the response cache obeys.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CacheDirectives {
+    /// `no-store` (or `no-cache`: it may not be served without revalidation).
+    pub no_store: bool,
+    /// `private`: only for the caller it was made for.
+    pub private: bool,
+    /// `max-age` (or `s-maxage`, which wins for a shared cache).
+    pub max_age: Option<std::time::Duration>,
+}
+
+impl CacheDirectives {
+    /// Parses `Cache-Control` header values.
+    pub fn parse<'a>(values: impl Iterator<Item = &'a ::http::HeaderValue>) -> Self {
+        let mut d = Self::default();
+        let mut s_maxage = None;
+        for value in values {
+            for directive in value.to_str().unwrap_or("").split(',') {
+                let directive = directive.trim();
+                let (name, arg) = match directive.split_once('=') {
+                    Some((n, a)) => (n.trim(), Some(a.trim().trim_matches('"'))),
+                    None => (directive, None),
+                };
+                let seconds = || {
+                    arg.and_then(|a| a.parse::<u64>().ok())
+                        .map(std::time::Duration::from_secs)
+                };
+                match name.to_ascii_lowercase().as_str() {
+                    "no-store" | "no-cache" => d.no_store = true,
+                    "private" => d.private = true,
+                    "max-age" => d.max_age = seconds().or(d.max_age),
+                    "s-maxage" => s_maxage = seconds(),
+                    _ => {}
+                }
+            }
+        }
+        if s_maxage.is_some() {
+            d.max_age = s_maxage;
+        }
+        d
+    }
 }
 
 /// Why a call produced no usable answer. Every variant becomes an `isError` tool result.
@@ -51,5 +96,38 @@ fn excerpt_suffix(excerpt: &str) -> String {
         String::new()
     } else {
         format!(": {excerpt}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CacheDirectives;
+    use http::HeaderValue;
+    use std::time::Duration;
+
+    fn parse(values: &[&'static str]) -> CacheDirectives {
+        let values: Vec<HeaderValue> = values.iter().map(|v| HeaderValue::from_static(v)).collect();
+        CacheDirectives::parse(values.iter())
+    }
+
+    #[test]
+    fn cache_control_directives() {
+        assert_eq!(parse(&[]), CacheDirectives::default());
+        assert!(parse(&["no-store"]).no_store);
+        assert!(parse(&["No-Cache"]).no_store);
+        assert!(parse(&["public, max-age=30", "private"]).private);
+        assert_eq!(
+            parse(&["max-age=30"]).max_age,
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            parse(&["max-age=30, s-maxage=5"]).max_age,
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(
+            parse(&["max-age=\"7\""]).max_age,
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(parse(&["max-age=soon"]).max_age, None);
     }
 }

@@ -163,6 +163,9 @@ impl HttpClient {
             body,
             is_json,
             truncated,
+            cache: crate::targets::CacheDirectives::parse(
+                parts.headers.get_all(header::CACHE_CONTROL).iter(),
+            ),
         })
     }
 }

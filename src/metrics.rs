@@ -1,0 +1,343 @@
+//! Prometheus metrics: one registry per gateway, rendered on the admin listener's
+//! `/metrics`. Per-tool handles are bound once at load ([`ToolMetrics`]), so the request
+//! path never looks labels up. Label values come only from the catalog (target and tool
+//! names) and from fixed sets, never from caller input, so cardinality is bounded.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// Latency buckets (seconds): sub-millisecond to a minute.
+const DURATION_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0, 30.0, 60.0,
+];
+
+/// Payload size buckets (bytes): 64 B to 16 MiB.
+const SIZE_BUCKETS: &[f64] = &[
+    64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0,
+];
+
+/// How a tool call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The upstream answered 2xx (or the answer came from the cache).
+    Ok,
+    /// The upstream rejected the call (4xx): the caller's request was wrong.
+    ToolError,
+    /// The upstream failed (5xx, unreachable, unusable answer).
+    UpstreamError,
+    /// No answer within the target's timeout.
+    Timeout,
+    /// The caller may not call this tool.
+    Denied,
+    /// The arguments did not match the input schema; the upstream was not called.
+    InvalidArguments,
+}
+
+impl Outcome {
+    const ALL: [Outcome; 6] = [
+        Outcome::Ok,
+        Outcome::ToolError,
+        Outcome::UpstreamError,
+        Outcome::Timeout,
+        Outcome::Denied,
+        Outcome::InvalidArguments,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::ToolError => "tool_error",
+            Outcome::UpstreamError => "upstream_error",
+            Outcome::Timeout => "timeout",
+            Outcome::Denied => "denied",
+            Outcome::InvalidArguments => "invalid_arguments",
+        }
+    }
+}
+
+/// MCP methods counted by name; anything else is `other`.
+const METHODS: &[&str] = &[
+    "tools/call",
+    "tools/list",
+    "server/discover",
+    "initialize",
+    "ping",
+    "prompts/list",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+    "notification",
+    "other",
+];
+
+/// All the gateway's metrics.
+pub struct Metrics {
+    registry: Registry,
+    calls: IntCounterVec,
+    duration: HistogramVec,
+    upstream_duration: HistogramVec,
+    in_flight: IntGaugeVec,
+    upstream_status: IntCounterVec,
+    cache: IntCounterVec,
+    cache_evictions: IntCounterVec,
+    request_bytes: HistogramVec,
+    response_bytes: HistogramVec,
+    mcp_requests: IntCounterVec,
+    /// Auth failures by reason (inbound authentication).
+    pub auth_failures: IntCounterVec,
+    /// JWKS refreshes by outcome.
+    pub jwks_refreshes: IntCounterVec,
+    /// Outbound token fetches by target and outcome.
+    pub token_fetches: IntCounterVec,
+    /// Configuration loads and reloads by outcome.
+    pub config_reloads: IntCounterVec,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    registry
+        .register(Box::new(c.clone()))
+        .expect("metric registered once");
+    c
+}
+
+fn histogram(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+    buckets: &[f64],
+) -> HistogramVec {
+    let h = HistogramVec::new(
+        HistogramOpts::new(name, help).buckets(buckets.to_vec()),
+        labels,
+    )
+    .expect("valid metric");
+    registry
+        .register(Box::new(h.clone()))
+        .expect("metric registered once");
+    h
+}
+
+impl Metrics {
+    /// A fresh registry with every metric registered.
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let tool = &["target", "tool"];
+        let metrics = Self {
+            calls: counter(
+                &registry,
+                "toolgate_tool_calls_total",
+                "Tool calls by outcome.",
+                &["target", "tool", "outcome"],
+            ),
+            duration: histogram(
+                &registry,
+                "toolgate_tool_call_duration_seconds",
+                "Time from receiving tools/call to the answer being ready, in the gateway.",
+                tool,
+                DURATION_BUCKETS,
+            ),
+            upstream_duration: histogram(
+                &registry,
+                "toolgate_upstream_duration_seconds",
+                "Time spent waiting for the upstream (TargetExecutionTime).",
+                tool,
+                DURATION_BUCKETS,
+            ),
+            in_flight: {
+                let g = IntGaugeVec::new(
+                    Opts::new("toolgate_tool_calls_in_flight", "Tool calls in progress."),
+                    tool,
+                )
+                .expect("valid metric");
+                registry
+                    .register(Box::new(g.clone()))
+                    .expect("metric registered once");
+                g
+            },
+            upstream_status: counter(
+                &registry,
+                "toolgate_upstream_responses_total",
+                "Upstream answers by status class.",
+                &["target", "tool", "class"],
+            ),
+            cache: counter(
+                &registry,
+                "toolgate_cache_requests_total",
+                "Response cache look-ups by result.",
+                &["target", "tool", "result"],
+            ),
+            cache_evictions: counter(
+                &registry,
+                "toolgate_cache_evictions_total",
+                "Response cache entries removed, by cause (expired, size, replaced, explicit).",
+                &["target", "cause"],
+            ),
+            request_bytes: histogram(
+                &registry,
+                "toolgate_tool_arguments_bytes",
+                "Size of the tools/call request body.",
+                tool,
+                SIZE_BUCKETS,
+            ),
+            response_bytes: histogram(
+                &registry,
+                "toolgate_upstream_answer_bytes",
+                "Size of the upstream answer body.",
+                tool,
+                SIZE_BUCKETS,
+            ),
+            mcp_requests: counter(
+                &registry,
+                "toolgate_mcp_requests_total",
+                "MCP requests by method and protocol revision.",
+                &["method", "revision"],
+            ),
+            auth_failures: counter(
+                &registry,
+                "toolgate_auth_failures_total",
+                "Inbound authentication failures by reason.",
+                &["reason"],
+            ),
+            jwks_refreshes: counter(
+                &registry,
+                "toolgate_jwks_refreshes_total",
+                "JWKS refreshes by outcome.",
+                &["outcome"],
+            ),
+            token_fetches: counter(
+                &registry,
+                "toolgate_outbound_token_fetches_total",
+                "Outbound OAuth2 token requests by target and outcome.",
+                &["target", "outcome"],
+            ),
+            config_reloads: counter(
+                &registry,
+                "toolgate_config_loads_total",
+                "Configuration loads by outcome.",
+                &["outcome"],
+            ),
+            registry,
+        };
+        let build = IntGaugeVec::new(
+            Opts::new("toolgate_build_info", "Build information."),
+            &["version"],
+        )
+        .expect("valid metric");
+        build.with_label_values(&[crate::VERSION]).set(1);
+        metrics
+            .registry
+            .register(Box::new(build))
+            .expect("metric registered once");
+        #[cfg(target_os = "linux")]
+        {
+            let _ = metrics.registry.register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ));
+        }
+        metrics
+    }
+
+    /// Handles bound to one tool's labels.
+    pub fn for_tool(&self, target: &str, tool: &str) -> ToolMetrics {
+        let labels = [target, tool];
+        ToolMetrics {
+            calls: Outcome::ALL.map(|o| self.calls.with_label_values(&[target, tool, o.as_str()])),
+            duration: self.duration.with_label_values(&labels),
+            upstream_duration: self.upstream_duration.with_label_values(&labels),
+            in_flight: self.in_flight.with_label_values(&labels),
+            status: ["1xx", "2xx", "3xx", "4xx", "5xx"]
+                .map(|c| self.upstream_status.with_label_values(&[target, tool, c])),
+            cache_hit: self.cache.with_label_values(&[target, tool, "hit"]),
+            cache_miss: self.cache.with_label_values(&[target, tool, "miss"]),
+            request_bytes: self.request_bytes.with_label_values(&labels),
+            response_bytes: self.response_bytes.with_label_values(&labels),
+        }
+    }
+
+    /// The eviction counter of one target's cache, by cause.
+    pub fn cache_evictions(&self, target: &str, cause: &str) -> IntCounter {
+        self.cache_evictions.with_label_values(&[target, cause])
+    }
+
+    /// Counts one MCP request. `method` is mapped onto a fixed set.
+    pub fn mcp_request(&self, method: &str, revision: &'static str) {
+        let method = METHODS
+            .iter()
+            .copied()
+            .find(|m| *m == method)
+            .unwrap_or("other");
+        self.mcp_requests
+            .with_label_values(&[method, revision])
+            .inc();
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16 * 1024);
+        // Encoding into a Vec only fails on invalid metric families, which registration rules out.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// One tool's metric handles, bound at load.
+#[derive(Clone)]
+pub struct ToolMetrics {
+    calls: [IntCounter; 6],
+    /// Gateway duration of a call.
+    pub duration: Histogram,
+    /// Upstream part of a call.
+    pub upstream_duration: Histogram,
+    /// Calls in progress.
+    pub in_flight: IntGauge,
+    status: [IntCounter; 5],
+    /// Cache hits.
+    pub cache_hit: IntCounter,
+    /// Cache misses.
+    pub cache_miss: IntCounter,
+    /// Arguments size.
+    pub request_bytes: Histogram,
+    /// Upstream answer size.
+    pub response_bytes: Histogram,
+}
+
+impl ToolMetrics {
+    /// Counts a finished call.
+    #[inline]
+    pub fn outcome(&self, outcome: Outcome) {
+        let i = Outcome::ALL.iter().position(|o| *o == outcome).unwrap_or(0);
+        self.calls[i].inc();
+    }
+
+    /// Counts an upstream status.
+    #[inline]
+    pub fn status(&self, status: u16) {
+        if let Some(c) = self.status.get(usize::from(status / 100).wrapping_sub(1)) {
+            c.inc();
+        }
+    }
+}
+
+impl std::fmt::Debug for ToolMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ToolMetrics")
+    }
+}
