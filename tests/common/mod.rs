@@ -46,6 +46,8 @@ impl Recorded {
 pub enum Answer {
     Json(u16, Value),
     Raw(u16, &'static str, Vec<u8>),
+    /// JSON with extra response headers.
+    JsonWith(u16, Value, Vec<(&'static str, &'static str)>),
     /// Never answers (for timeouts).
     Hang,
     /// Answers once the notify fires (for draining).
@@ -99,8 +101,13 @@ impl Upstream {
                             let answer = handler(&recorded);
                             reqs.lock().unwrap().push(recorded);
                             notify.notify_waiters();
+                            let mut extra = Vec::new();
                             let (status, ct, body) = match answer {
                                 Answer::Json(s, v) => {
+                                    (s, "application/json", v.to_string().into_bytes())
+                                }
+                                Answer::JsonWith(s, v, h) => {
+                                    extra = h;
                                     (s, "application/json", v.to_string().into_bytes())
                                 }
                                 Answer::Raw(s, ct, b) => (s, ct, b),
@@ -114,6 +121,9 @@ impl Upstream {
                             *resp.status_mut() = StatusCode::from_u16(status).unwrap();
                             resp.headers_mut()
                                 .insert("content-type", ct.parse().unwrap());
+                            for (k, v) in extra {
+                                resp.headers_mut().insert(k, v.parse().unwrap());
+                            }
                             Ok::<_, Infallible>(resp)
                         }
                     });
@@ -157,6 +167,7 @@ impl Upstream {
 /// A running gateway on 127.0.0.1:<ephemeral>.
 pub struct Gateway {
     pub addr: SocketAddr,
+    pub admin: SocketAddr,
     pub dir: tempfile::TempDir,
     shutdown: Option<oneshot::Sender<()>>,
     done: Option<tokio::task::JoinHandle<()>>,
@@ -185,18 +196,20 @@ impl Gateway {
         let server = toolgate::server::Server::bind(
             endpoint,
             "127.0.0.1:0".parse().unwrap(),
-            None,
+            Some("127.0.0.1:0".parse().unwrap()),
             config.gateway.shutdown_grace,
         )
         .await
         .unwrap();
         let addr = server.local_addr().unwrap();
+        let admin = server.admin_addr().unwrap();
         let (tx, rx) = oneshot::channel();
         let done = tokio::spawn(server.run(async move {
             let _ = rx.await;
         }));
         Gateway {
             addr,
+            admin,
             dir,
             shutdown: Some(tx),
             done: Some(done),
@@ -205,6 +218,11 @@ impl Gateway {
 
     pub fn url(&self) -> String {
         format!("http://{}/mcp", self.addr)
+    }
+
+    /// The Prometheus text of the admin listener's `/metrics`.
+    pub async fn metrics_text(&self) -> String {
+        reqwest::get(format!("http://{}/metrics", self.admin)).await.unwrap().text().await.unwrap()
     }
 
     /// Begins shutdown; the returned handle resolves when the server has drained.
