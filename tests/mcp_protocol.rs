@@ -422,3 +422,38 @@ async fn legacy_handshake_negotiates_and_paginates() {
     let (_, _, reply) = post_raw(&url, LEGACY, body).await;
     assert_eq!(reply["error"]["code"], -32602);
 }
+
+/// Found by the conformance suite (sep-2164-resource-not-found, `sep-2164-data-uri`): a
+/// `resources/read` for an unknown URI answers -32602 with the URI in `error.data.uri`.
+#[tokio::test]
+async fn resources_read_reports_the_unknown_uri() {
+    let (_u, gateway) = start().await;
+    let url = gateway.url();
+    let uri = "test://nowhere";
+    let (s, _, reply) = post_raw(
+        &url,
+        &modern_headers("resources/read", Some(uri)),
+        modern(1, "resources/read", json!({"uri": uri})),
+    )
+    .await;
+    assert_eq!(s, 200, "{reply}");
+    assert_eq!(reply["error"]["code"], -32602, "{reply}");
+    assert_eq!(reply["error"]["data"]["uri"], uri, "{reply}");
+    let body =
+        json!({"jsonrpc": "2.0", "id": 2, "method": "resources/read", "params": {"uri": uri}})
+            .to_string();
+    let (s, _, reply) = post_raw(&url, LEGACY, body).await;
+    assert_eq!(s, 200, "{reply}");
+    assert_eq!(
+        (
+            reply["error"]["code"].as_i64(),
+            reply["error"]["data"]["uri"].as_str()
+        ),
+        (Some(-32602), Some(uri)),
+        "{reply}"
+    );
+    let body =
+        json!({"jsonrpc": "2.0", "id": 3, "method": "resources/read", "params": {}}).to_string();
+    let (_, _, reply) = post_raw(&url, LEGACY, body).await;
+    assert_eq!(reply["error"]["code"], -32602, "{reply}");
+}

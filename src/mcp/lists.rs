@@ -1,5 +1,5 @@
 //! `prompts/list`, `resources/list`, `resources/templates/list`: always empty (the gateway
-//! serves tools), with the 2026-07-28 caching hints.
+//! serves tools), with the 2026-07-28 caching hints; `resources/read`: always not found.
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -60,4 +60,23 @@ pub(super) fn empty(
     out.push(b'}');
     jsonrpc::end_result(out);
     Ok(())
+}
+
+#[derive(Deserialize)]
+struct ReadParams<'a> {
+    #[serde(borrow)]
+    uri: std::borrow::Cow<'a, str>,
+}
+
+/// Answers `resources/read`: no resource exists, so -32602 with the requested URI in
+/// `data.uri` (SEP-2164).
+pub(super) fn read(params: Option<&RawValue>) -> Result<(), RpcError> {
+    let params: ReadParams = params
+        .and_then(|p| serde_json::from_str(p.get()).ok())
+        .ok_or_else(|| RpcError::invalid_params("resources/read requires params.uri"))?;
+    Err(RpcError::invalid_params(format!(
+        "resource not found: {} (this server has no resources)",
+        params.uri
+    ))
+    .with_data(serde_json::json!({ "uri": params.uri })))
 }

@@ -243,9 +243,7 @@ impl McpEndpoint {
             "prompts/list" | "resources/list" | "resources/templates/list" => {
                 lists::empty(self, &call, method, message.params, &mut out)
             }
-            "resources/read" => Err(RpcError::invalid_params(
-                "resource not found: this server has no resources",
-            )),
+            "resources/read" => lists::read(message.params),
             _ => {
                 let error = RpcError::new(
                     code::METHOD_NOT_FOUND,

@@ -1,7 +1,8 @@
 """The official MCP Python SDK (mcp 2.x) as a client of toolgate, in both protocol eras.
 
 Usage: python python_client.py <mcp-url>
-Exits non-zero with a message on the first check that fails.
+Prints `python-sdk: N passed, M failed`; exits non-zero with a message on the first check
+that fails.
 """
 
 import asyncio
@@ -77,8 +78,13 @@ async def run(mode, expected_version):
 
 
 async def main():
-    await run("auto", "2026-07-28")
-    await run("legacy", "2025-11-25")
+    try:
+        await run("auto", "2026-07-28")
+        await run("legacy", "2025-11-25")
+    except Exception as e:  # report, then fail: the suite counts this line
+        print(f"python-sdk: {type(e).__name__}: {e}", file=sys.stderr)
+        print(f"python-sdk: {checks} passed, 1 failed")
+        sys.exit(1)
     print(f"python-sdk: {checks} passed, 0 failed")
 
 

