@@ -256,11 +256,11 @@ impl<'d> SchemaCtx<'d> {
                 | "propertyNames"
                 | "unevaluatedItems"
                 | "unevaluatedProperties"
-                | "contentSchema" => {
-                    if value.is_object() || value.is_boolean() {
-                        let schema = self.translate(doc, value, mode, depth + 1).at(key)?;
-                        out.insert(key.clone(), schema);
-                    }
+                | "contentSchema"
+                    if value.is_object() || value.is_boolean() =>
+                {
+                    let schema = self.translate(doc, value, mode, depth + 1).at(key)?;
+                    out.insert(key.clone(), schema);
                 }
                 "allOf" | "anyOf" | "oneOf" | "prefixItems" => {
                     if let Some(list) = self.translate_list(doc, value, mode, depth).at(key)? {
@@ -281,15 +281,11 @@ impl<'d> SchemaCtx<'d> {
                     }
                     _ => {}
                 },
-                "minimum" | "maximum" => {
-                    if value.is_number() {
-                        out.insert(key.clone(), value.clone());
-                    }
+                "minimum" | "maximum" if value.is_number() => {
+                    out.insert(key.clone(), value.clone());
                 }
-                "multipleOf" => {
-                    if value.as_f64().is_some_and(|n| n > 0.0) {
-                        out.insert(key.clone(), value.clone());
-                    }
+                "multipleOf" if value.as_f64().is_some_and(|n| n > 0.0) => {
+                    out.insert(key.clone(), value.clone());
                 }
                 "maxLength" | "minLength" | "maxItems" | "minItems" | "maxProperties"
                 | "minProperties" | "maxContains" | "minContains" => {
@@ -316,29 +312,23 @@ impl<'d> SchemaCtx<'d> {
                         out.insert(key.clone(), Value::Array(names));
                     }
                 }
-                "enum" | "examples" => {
-                    if value.is_array() {
-                        out.insert(key.clone(), value.clone());
-                    }
+                "enum" | "examples" if value.is_array() => {
+                    out.insert(key.clone(), value.clone());
                 }
                 "const" | "default" => {
                     out.insert(key.clone(), value.clone());
                 }
                 "example" => example = Some(value),
-                "title" | "description" | "format" | "contentEncoding" | "contentMediaType" => {
-                    if value.is_string() {
-                        out.insert(key.clone(), value.clone());
-                    }
+                "title" | "description" | "format" | "contentEncoding" | "contentMediaType"
+                    if value.is_string() =>
+                {
+                    out.insert(key.clone(), value.clone());
                 }
-                "readOnly" | "writeOnly" | "deprecated" | "uniqueItems" => {
-                    if value.is_boolean() {
-                        out.insert(key.clone(), value.clone());
-                    }
+                "readOnly" | "writeOnly" | "deprecated" | "uniqueItems" if value.is_boolean() => {
+                    out.insert(key.clone(), value.clone());
                 }
-                "discriminator" => {
-                    if value.is_object() {
-                        out.insert(key.clone(), value.clone());
-                    }
+                "discriminator" if value.is_object() => {
+                    out.insert(key.clone(), value.clone());
                 }
                 "dependentRequired" => {
                     let valid = value.as_object().is_some_and(|m| {
