@@ -265,3 +265,78 @@ fn snapshot_swagger_petstore_v3() {
     .expect("loads");
     insta::assert_json_snapshot!("petstore_v3", snapshot_view(&converted));
 }
+
+/// A synthetic document with `n` operations sharing components, like a large API.
+fn large_document(n: usize) -> Value {
+    let mut paths = serde_json::Map::new();
+    let mut schemas = serde_json::Map::new();
+    for i in 0..200 {
+        schemas.insert(
+            format!("Thing{i}"),
+            serde_json::json!({
+                "type": "object",
+                "required": ["id"],
+                "properties": {
+                    "id": {"type": "string", "readOnly": true},
+                    "name": {"type": "string", "nullable": true, "example": "x"},
+                    "size": {"type": "integer", "minimum": 0, "exclusiveMinimum": true},
+                    // Parents form a tree of depth ~8; children make each schema recursive.
+                    "parent": {"$ref": format!("#/components/schemas/Thing{}", i / 2)},
+                    "children": {"type": "array", "items": {"$ref": format!("#/components/schemas/Thing{i}")}},
+                    "tags": {"type": "array", "items": {"$ref": "#/components/schemas/Tag"}},
+                }
+            }),
+        );
+    }
+    schemas.insert(
+        "Tag".into(),
+        serde_json::json!({"type": "object", "properties": {"label": {"type": "string"}}}),
+    );
+    for p in 0..n / 4 {
+        let thing = format!("#/components/schemas/Thing{}", p % 200);
+        let body = serde_json::json!({"required": true, "content": {"application/json": {"schema": {"$ref": thing}}}});
+        let answer = serde_json::json!({"200": {"description": "ok", "content": {"application/json": {"schema": {"$ref": thing}}}}});
+        let list = serde_json::json!({"200": {"description": "ok", "content": {"application/json": {"schema": {"type": "array", "items": {"$ref": thing}}}}}});
+        paths.insert(
+            format!("/r{p}/{{id}}"),
+            serde_json::json!({
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "get": {"operationId": format!("get{p}"), "parameters": [{"name": "expand", "in": "query", "schema": {"type": "boolean"}}], "responses": list},
+                "put": {"operationId": format!("put{p}"), "requestBody": body, "responses": answer},
+                "post": {"operationId": format!("post{p}"), "requestBody": body, "responses": answer},
+                "delete": {"operationId": format!("delete{p}"), "responses": {"204": {"description": "gone"}}},
+            }),
+        );
+    }
+    serde_json::json!({
+        "openapi": "3.0.3",
+        "info": {"title": "large", "version": "1"},
+        "servers": [{"url": "https://large.example.com"}],
+        "paths": paths,
+        "components": {"schemas": schemas},
+    })
+}
+
+#[test]
+fn ten_thousand_operations_convert() {
+    let document = large_document(10_000);
+    let start = std::time::Instant::now();
+    let converted = toolgate::openapi::convert(&document, Path::new("large.json"), &options(None))
+        .expect("converts");
+    // Timing is printed, not asserted: the machine is shared. Release builds take well
+    // under a second (see the report in the commit history).
+    println!("10,000 operations converted in {:?}", start.elapsed());
+    assert_eq!(
+        converted.tools.len(),
+        10_000,
+        "{:?}",
+        converted.skipped.first()
+    );
+    // Recursive `children` go through $defs; spot-check that a few tools compile.
+    for tool in converted.tools.iter().step_by(997) {
+        compile_schema(&tool.input_schema).expect("input compiles");
+        if let Some(output) = &tool.output_schema {
+            compile_schema(output).expect("output compiles");
+        }
+    }
+}

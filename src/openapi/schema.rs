@@ -8,8 +8,9 @@
 //! 2. *Assemble* one tool schema: copy translated schemas, inlining markers, except a
 //!    reference met while already expanding it (recursion), or once a node budget or a
 //!    nesting depth is exceeded: those become `#/$defs/<Name>` with the definition at the
-//!    tool schema's top level. Definitions are built in a loop, not recursively, so no
-//!    document can overflow the stack.
+//!    tool schema's top level. Definitions are built in a loop, not recursively, and
+//!    refer to each other through `$defs`, so no document can overflow the stack or
+//!    blow a schema up.
 
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
@@ -476,6 +477,8 @@ pub(crate) struct Assembler {
     defs: Vec<(String, Value)>,
     expanding: Vec<usize>,
     nodes: usize,
+    /// Set while building definitions: every reference goes to `$defs`.
+    flat: bool,
 }
 
 impl Assembler {
@@ -489,6 +492,7 @@ impl Assembler {
             defs: Vec::new(),
             expanding: Vec::new(),
             nodes: 0,
+            flat: false,
         }
     }
 
@@ -503,15 +507,18 @@ impl Assembler {
         ctx: &mut SchemaCtx<'_>,
         root: &mut Map<String, Value>,
     ) -> Result<(), String> {
-        // Building a definition may ask for more definitions: a loop, not recursion.
+        // Definitions are flat: their own references always point to `$defs`. Inlining
+        // there would copy long reference chains once per definition (a cycle through
+        // 200 schemas would cost 200 × chain), while flat definitions bound a tool
+        // schema by the size of the components it reaches. Building one may ask for
+        // more: a loop, not recursion.
+        self.flat = true;
         let mut next = 0;
         while let Some(&id) = self.pending.get(next) {
             next += 1;
             let name = self.def_names[&id].clone();
             let translated = ctx.translated(id, self.mode)?;
-            self.expanding.push(id);
             let schema = self.expand(ctx, &translated.schema, 1)?;
-            self.expanding.pop();
             self.defs.push((name, schema));
         }
         if !self.defs.is_empty() {
@@ -527,7 +534,8 @@ impl Assembler {
         id: usize,
         depth: usize,
     ) -> Result<Value, String> {
-        if self.def_names.contains_key(&id)
+        if self.flat
+            || self.def_names.contains_key(&id)
             || self.expanding.contains(&id)
             || self.nodes > NODE_BUDGET
             || depth > MAX_INLINE_DEPTH
