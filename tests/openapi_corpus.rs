@@ -93,7 +93,9 @@ fn corpus_documents_convert_and_schemas_compile() {
         "expected the shared corpus at {CORPUS}, found {} files",
         files.len()
     );
-    let (mut loaded, mut rejected, mut converted, mut skipped) = (0, 0, 0, 0);
+    let (mut loaded, mut rejected) = (0, 0);
+    // (converted, skipped) for OpenAPI 3.x documents and for Swagger 2.0 ones.
+    let (mut v3, mut v2) = ((0, 0), (0, 0));
     let mut problems = Vec::new();
     let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
     for path in &files {
@@ -105,10 +107,10 @@ fn corpus_documents_convert_and_schemas_compile() {
         let swagger2 = relative.contains("2.0") || relative.contains("swagger2");
         match load(path) {
             Ok(result) => {
-                assert!(!swagger2, "{relative}: a Swagger 2.0 document was accepted");
                 loaded += 1;
-                converted += result.tools.len();
-                skipped += result.skipped.len();
+                let counts = if swagger2 { &mut v2 } else { &mut v3 };
+                counts.0 += result.tools.len();
+                counts.1 += result.skipped.len();
                 println!(
                     "{relative}: {} tools, {} skipped, {} warnings",
                     result.tools.len(),
@@ -124,18 +126,20 @@ fn corpus_documents_convert_and_schemas_compile() {
             Err(e) => {
                 rejected += 1;
                 println!("{relative}: rejected: {e}");
+                problems.push(format!("{relative} rejected: {e}"));
                 assert!(!e.reason.is_empty());
                 assert_eq!(e.file, *path);
-                // Only Swagger 2.0 documents may be rejected, and they must say so.
-                assert!(swagger2, "{relative} rejected: {e}");
-                assert!(e.reason.contains("Swagger 2.0"), "{e}");
             }
         }
     }
     println!(
-        "corpus: {} documents, {loaded} loaded, {rejected} rejected; {converted} operations \
-         converted, {skipped} skipped",
-        files.len()
+        "corpus: {} documents, {loaded} loaded, {rejected} rejected; OpenAPI 3.x: {} \
+         operations converted, {} skipped; Swagger 2.0: {} converted, {} skipped",
+        files.len(),
+        v3.0,
+        v3.1,
+        v2.0,
+        v2.1
     );
     for (reason, n) in &reasons {
         println!("  {n} × {reason}");
@@ -146,12 +150,14 @@ fn corpus_documents_convert_and_schemas_compile() {
         problems.len(),
         problems.join("\n")
     );
-    let total = converted + skipped;
-    assert!(total > 1_000, "only {total} operations in the corpus");
-    assert!(
-        converted * 100 >= total * 99,
-        "only {converted} of {total} operations converted"
-    );
+    for (what, (converted, skipped)) in [("OpenAPI 3.x", v3), ("Swagger 2.0", v2)] {
+        let total = converted + skipped;
+        assert!(total > 100, "only {total} {what} operations in the corpus");
+        assert!(
+            converted * 100 >= total * 99,
+            "{what}: only {converted} of {total} operations converted"
+        );
+    }
 }
 
 /// The first words of a reason, for the summary.
@@ -264,4 +270,79 @@ fn snapshot_swagger_petstore_v3() {
     )
     .expect("loads");
     insta::assert_json_snapshot!("petstore_v3", snapshot_view(&converted));
+}
+
+/// A synthetic document with `n` operations sharing components, like a large API.
+fn large_document(n: usize) -> Value {
+    let mut paths = serde_json::Map::new();
+    let mut schemas = serde_json::Map::new();
+    for i in 0..200 {
+        schemas.insert(
+            format!("Thing{i}"),
+            serde_json::json!({
+                "type": "object",
+                "required": ["id"],
+                "properties": {
+                    "id": {"type": "string", "readOnly": true},
+                    "name": {"type": "string", "nullable": true, "example": "x"},
+                    "size": {"type": "integer", "minimum": 0, "exclusiveMinimum": true},
+                    // Parents form a tree of depth ~8; children make each schema recursive.
+                    "parent": {"$ref": format!("#/components/schemas/Thing{}", i / 2)},
+                    "children": {"type": "array", "items": {"$ref": format!("#/components/schemas/Thing{i}")}},
+                    "tags": {"type": "array", "items": {"$ref": "#/components/schemas/Tag"}},
+                }
+            }),
+        );
+    }
+    schemas.insert(
+        "Tag".into(),
+        serde_json::json!({"type": "object", "properties": {"label": {"type": "string"}}}),
+    );
+    for p in 0..n / 4 {
+        let thing = format!("#/components/schemas/Thing{}", p % 200);
+        let body = serde_json::json!({"required": true, "content": {"application/json": {"schema": {"$ref": thing}}}});
+        let answer = serde_json::json!({"200": {"description": "ok", "content": {"application/json": {"schema": {"$ref": thing}}}}});
+        let list = serde_json::json!({"200": {"description": "ok", "content": {"application/json": {"schema": {"type": "array", "items": {"$ref": thing}}}}}});
+        paths.insert(
+            format!("/r{p}/{{id}}"),
+            serde_json::json!({
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "get": {"operationId": format!("get{p}"), "parameters": [{"name": "expand", "in": "query", "schema": {"type": "boolean"}}], "responses": list},
+                "put": {"operationId": format!("put{p}"), "requestBody": body, "responses": answer},
+                "post": {"operationId": format!("post{p}"), "requestBody": body, "responses": answer},
+                "delete": {"operationId": format!("delete{p}"), "responses": {"204": {"description": "gone"}}},
+            }),
+        );
+    }
+    serde_json::json!({
+        "openapi": "3.0.3",
+        "info": {"title": "large", "version": "1"},
+        "servers": [{"url": "https://large.example.com"}],
+        "paths": paths,
+        "components": {"schemas": schemas},
+    })
+}
+
+#[test]
+fn ten_thousand_operations_convert() {
+    let document = large_document(10_000);
+    let start = std::time::Instant::now();
+    let converted = toolgate::openapi::convert(&document, Path::new("large.json"), &options(None))
+        .expect("converts");
+    // Timing is printed, not asserted: the machine is shared. Release builds take well
+    // under a second (see the report in the commit history).
+    println!("10,000 operations converted in {:?}", start.elapsed());
+    assert_eq!(
+        converted.tools.len(),
+        10_000,
+        "{:?}",
+        converted.skipped.first()
+    );
+    // Recursive `children` go through $defs; spot-check that a few tools compile.
+    for tool in converted.tools.iter().step_by(997) {
+        compile_schema(&tool.input_schema).expect("input compiles");
+        if let Some(output) = &tool.output_schema {
+            compile_schema(output).expect("output compiles");
+        }
+    }
 }

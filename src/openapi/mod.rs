@@ -1,5 +1,6 @@
-//! OpenAPI → tools: loads OpenAPI 3.0 / 3.1 documents (JSON or YAML), resolves `$ref`s and
-//! turns each operation into a [`ToolSpec`] with an [`HttpOperation`] binding.
+//! OpenAPI → tools: loads OpenAPI 3.0 / 3.1 documents (JSON or YAML; Swagger 2.0 is first
+//! rewritten to 3.0 by `swagger2.rs`), resolves `$ref`s and turns each operation into a
+//! [`ToolSpec`] with an [`HttpOperation`](crate::targets::http::HttpOperation) binding.
 //!
 //! The document stays one `serde_json::Value`, read through small typed views per
 //! operation (`operation.rs`), so that a malformed part skips only the operations that use
@@ -10,6 +11,7 @@ mod load;
 mod operation;
 mod refs;
 mod schema;
+mod swagger2;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -125,6 +127,17 @@ pub fn convert(
             "not an OpenAPI document: the top level is not an object".into(),
         ));
     };
+    if root.contains_key("swagger") && !root.contains_key("openapi") {
+        let upgraded = swagger2::upgrade(root).map_err(|(p, r)| error(&p, r))?;
+        let mut converted = convert(&upgraded, file, options)?;
+        converted.warnings.insert(
+            0,
+            "Swagger 2.0 document: read as OpenAPI 3.0 (pointers in messages refer to the \
+             3.0 form, e.g. #/components/schemas for #/definitions)"
+                .into(),
+        );
+        return Ok(converted);
+    }
     let mut warnings = Vec::new();
     let dialect = dialect(root, &mut warnings).map_err(|(p, r)| error(p, r))?;
     let paths = match root.get("paths") {
@@ -260,20 +273,12 @@ pub fn convert(
     })
 }
 
-/// The schema dialect from the `openapi` field; Swagger 2.0 and unknown versions are
-/// rejected (pointer, reason).
+/// The schema dialect from the `openapi` field; unknown versions are rejected (pointer,
+/// reason).
 fn dialect(
     root: &serde_json::Map<String, Value>,
     warnings: &mut Vec<String>,
 ) -> Result<Dialect, (&'static str, String)> {
-    if root.contains_key("swagger") {
-        return Err((
-            "/swagger",
-            "Swagger 2.0 documents are not supported yet: convert the document to OpenAPI 3 \
-             (e.g. with swagger2openapi) and point `spec` at the result"
-                .into(),
-        ));
-    }
     let version = match root.get("openapi") {
         Some(Value::String(v)) => v.trim().to_string(),
         Some(Value::Number(n)) => n.to_string(),

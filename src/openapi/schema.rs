@@ -8,8 +8,9 @@
 //! 2. *Assemble* one tool schema: copy translated schemas, inlining markers, except a
 //!    reference met while already expanding it (recursion), or once a node budget or a
 //!    nesting depth is exceeded: those become `#/$defs/<Name>` with the definition at the
-//!    tool schema's top level. Definitions are built in a loop, not recursively, so no
-//!    document can overflow the stack.
+//!    tool schema's top level. Definitions are built in a loop, not recursively, and
+//!    refer to each other through `$defs`, so no document can overflow the stack or
+//!    blow a schema up.
 
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
@@ -256,11 +257,11 @@ impl<'d> SchemaCtx<'d> {
                 | "propertyNames"
                 | "unevaluatedItems"
                 | "unevaluatedProperties"
-                | "contentSchema" => {
-                    if value.is_object() || value.is_boolean() {
-                        let schema = self.translate(doc, value, mode, depth + 1).at(key)?;
-                        out.insert(key.clone(), schema);
-                    }
+                | "contentSchema"
+                    if value.is_object() || value.is_boolean() =>
+                {
+                    let schema = self.translate(doc, value, mode, depth + 1).at(key)?;
+                    out.insert(key.clone(), schema);
                 }
                 "allOf" | "anyOf" | "oneOf" | "prefixItems" => {
                     if let Some(list) = self.translate_list(doc, value, mode, depth).at(key)? {
@@ -281,15 +282,11 @@ impl<'d> SchemaCtx<'d> {
                     }
                     _ => {}
                 },
-                "minimum" | "maximum" => {
-                    if value.is_number() {
-                        out.insert(key.clone(), value.clone());
-                    }
+                "minimum" | "maximum" if value.is_number() => {
+                    out.insert(key.clone(), value.clone());
                 }
-                "multipleOf" => {
-                    if value.as_f64().is_some_and(|n| n > 0.0) {
-                        out.insert(key.clone(), value.clone());
-                    }
+                "multipleOf" if value.as_f64().is_some_and(|n| n > 0.0) => {
+                    out.insert(key.clone(), value.clone());
                 }
                 "maxLength" | "minLength" | "maxItems" | "minItems" | "maxProperties"
                 | "minProperties" | "maxContains" | "minContains" => {
@@ -316,29 +313,23 @@ impl<'d> SchemaCtx<'d> {
                         out.insert(key.clone(), Value::Array(names));
                     }
                 }
-                "enum" | "examples" => {
-                    if value.is_array() {
-                        out.insert(key.clone(), value.clone());
-                    }
+                "enum" | "examples" if value.is_array() => {
+                    out.insert(key.clone(), value.clone());
                 }
                 "const" | "default" => {
                     out.insert(key.clone(), value.clone());
                 }
                 "example" => example = Some(value),
-                "title" | "description" | "format" | "contentEncoding" | "contentMediaType" => {
-                    if value.is_string() {
-                        out.insert(key.clone(), value.clone());
-                    }
+                "title" | "description" | "format" | "contentEncoding" | "contentMediaType"
+                    if value.is_string() =>
+                {
+                    out.insert(key.clone(), value.clone());
                 }
-                "readOnly" | "writeOnly" | "deprecated" | "uniqueItems" => {
-                    if value.is_boolean() {
-                        out.insert(key.clone(), value.clone());
-                    }
+                "readOnly" | "writeOnly" | "deprecated" | "uniqueItems" if value.is_boolean() => {
+                    out.insert(key.clone(), value.clone());
                 }
-                "discriminator" => {
-                    if value.is_object() {
-                        out.insert(key.clone(), value.clone());
-                    }
+                "discriminator" if value.is_object() => {
+                    out.insert(key.clone(), value.clone());
                 }
                 "dependentRequired" => {
                     let valid = value.as_object().is_some_and(|m| {
@@ -486,6 +477,8 @@ pub(crate) struct Assembler {
     defs: Vec<(String, Value)>,
     expanding: Vec<usize>,
     nodes: usize,
+    /// Set while building definitions: every reference goes to `$defs`.
+    flat: bool,
 }
 
 impl Assembler {
@@ -499,6 +492,7 @@ impl Assembler {
             defs: Vec::new(),
             expanding: Vec::new(),
             nodes: 0,
+            flat: false,
         }
     }
 
@@ -513,15 +507,18 @@ impl Assembler {
         ctx: &mut SchemaCtx<'_>,
         root: &mut Map<String, Value>,
     ) -> Result<(), String> {
-        // Building a definition may ask for more definitions: a loop, not recursion.
+        // Definitions are flat: their own references always point to `$defs`. Inlining
+        // there would copy long reference chains once per definition (a cycle through
+        // 200 schemas would cost 200 × chain), while flat definitions bound a tool
+        // schema by the size of the components it reaches. Building one may ask for
+        // more: a loop, not recursion.
+        self.flat = true;
         let mut next = 0;
         while let Some(&id) = self.pending.get(next) {
             next += 1;
             let name = self.def_names[&id].clone();
             let translated = ctx.translated(id, self.mode)?;
-            self.expanding.push(id);
             let schema = self.expand(ctx, &translated.schema, 1)?;
-            self.expanding.pop();
             self.defs.push((name, schema));
         }
         if !self.defs.is_empty() {
@@ -537,7 +534,8 @@ impl Assembler {
         id: usize,
         depth: usize,
     ) -> Result<Value, String> {
-        if self.def_names.contains_key(&id)
+        if self.flat
+            || self.def_names.contains_key(&id)
             || self.expanding.contains(&id)
             || self.nodes > NODE_BUDGET
             || depth > MAX_INLINE_DEPTH

@@ -515,9 +515,9 @@ fn servers_variables_relative_urls_and_base_url() {
 fn documents_that_are_not_openapi_3_are_rejected_with_a_reason() {
     let cases = [
         (
-            json!({"swagger": "2.0", "paths": {}}),
+            json!({"swagger": "1.2", "paths": {}}),
             "/swagger",
-            "Swagger 2.0",
+            "unsupported Swagger version '1.2'",
         ),
         (json!({"info": {}}), "", "no `openapi` version"),
         (
@@ -595,4 +595,93 @@ paths:
         "{:?}",
         converted.skipped
     );
+}
+
+#[test]
+fn swagger_2_documents_are_read_as_openapi_3() {
+    let document = json!({
+        "swagger": "2.0",
+        "info": {"title": "t", "version": "1"},
+        "host": "api.example.com",
+        "basePath": "/v2",
+        "schemes": ["http", "https"],
+        "consumes": ["application/json"],
+        "produces": ["application/json"],
+        "parameters": {
+            "Limit": {"name": "limit", "in": "query", "type": "integer", "maximum": 50}
+        },
+        "paths": {
+            "/pets/{id}": {
+                "parameters": [{"name": "id", "in": "path", "required": true, "type": "string"}],
+                "get": {
+                    "operationId": "getPet",
+                    "parameters": [
+                        {"$ref": "#/parameters/Limit"},
+                        {"name": "tags", "in": "query", "type": "array", "items": {"type": "string"}, "collectionFormat": "multi"},
+                        {"name": "ids", "in": "query", "type": "array", "items": {"type": "integer"}},
+                    ],
+                    "responses": {"200": {"description": "ok", "schema": {"$ref": "#/definitions/Pet"}}}
+                },
+                "put": {
+                    "operationId": "putPet",
+                    "parameters": [{"name": "pet", "in": "body", "required": true, "schema": {"$ref": "#/definitions/Pet"}}],
+                    "responses": {"204": {"description": "done"}}
+                },
+                "post": {
+                    "operationId": "upload",
+                    "consumes": ["multipart/form-data"],
+                    "parameters": [
+                        {"name": "file", "in": "formData", "type": "file", "required": true},
+                        {"name": "note", "in": "formData", "type": "string"},
+                    ],
+                    "responses": {"200": {"description": "ok"}}
+                }
+            }
+        },
+        "definitions": {
+            "Pet": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}}
+        }
+    });
+    let converted = run(&document);
+    assert!(converted.skipped.is_empty(), "{:?}", converted.skipped);
+    assert!(converted.warnings[0].contains("Swagger 2.0"));
+    let [get, put, post] = &converted.tools[..] else {
+        panic!("{} tools", converted.tools.len())
+    };
+    assert_eq!(&*get.operation.base_url, "https://api.example.com/v2");
+    assert_eq!(
+        get.input_schema["properties"]["limit"],
+        json!({"type": "integer", "maximum": 50})
+    );
+    let explode: Vec<(&str, bool)> = get
+        .operation
+        .params
+        .iter()
+        .map(|p| (&*p.arg, p.explode))
+        .collect();
+    assert_eq!(
+        explode,
+        [
+            ("id", false),
+            ("limit", true),
+            ("tags", true),
+            ("ids", false)
+        ]
+    );
+    assert_eq!(
+        get.output_schema.as_ref().expect("output")["properties"]["name"]["type"],
+        "string"
+    );
+
+    let body = put.operation.body.as_ref().expect("body");
+    assert_eq!(body.encoding, BodyEncoding::Json);
+    assert_eq!(put.input_schema["required"], json!(["id", "name"]));
+
+    let body = post.operation.body.as_ref().expect("body");
+    assert_eq!(body.encoding, BodyEncoding::Multipart);
+    assert_eq!(
+        post.input_schema["properties"]["file"],
+        json!({"type": "string", "contentEncoding": "base64"})
+    );
+    assert_eq!(post.input_schema["required"], json!(["id", "file"]));
 }
