@@ -222,7 +222,12 @@ impl Gateway {
 
     /// The Prometheus text of the admin listener's `/metrics`.
     pub async fn metrics_text(&self) -> String {
-        reqwest::get(format!("http://{}/metrics", self.admin)).await.unwrap().text().await.unwrap()
+        reqwest::get(format!("http://{}/metrics", self.admin))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
     }
 
     /// Begins shutdown; the returned handle resolves when the server has drained.
