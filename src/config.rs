@@ -334,10 +334,11 @@ fn parse_size(s: &str) -> Result<usize, String> {
 /// Parses `10s`, `500ms`, `2m`, `1h`, `1m30s` or a plain number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    if let Ok(secs) = s.parse::<f64>() {
-        if secs.is_finite() && secs >= 0.0 {
-            return Ok(Duration::from_secs_f64(secs));
-        }
+    if let Ok(secs) = s.parse::<f64>()
+        && secs.is_finite()
+        && secs >= 0.0
+    {
+        return Ok(Duration::from_secs_f64(secs));
     }
     let bad = || format!("invalid duration `{s}`: expected e.g. 500ms, 10s, 2m, 1h or 1m30s");
     let mut total = Duration::ZERO;

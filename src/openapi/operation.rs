@@ -268,10 +268,10 @@ pub(crate) fn convert_operation(
 /// The local tool name: the operationId, or `<method>_<path>` when there is none (or it
 /// has no usable character).
 fn tool_name(source: &OperationSource<'_>) -> String {
-    if let Some(id) = source.operation_id() {
-        if !sanitize(id).is_empty() {
-            return id.to_string();
-        }
+    if let Some(id) = source.operation_id()
+        && !sanitize(id).is_empty()
+    {
+        return id.to_string();
     }
     let method = source.method.as_str().to_ascii_lowercase();
     let name = sanitize(&format!("{method}_{}", source.path));
@@ -626,25 +626,24 @@ fn body_arguments(
         body.encoding,
         BodyEncoding::Json | BodyEncoding::Form | BodyEncoding::Multipart
     );
-    if flattenable {
-        if let Some(body_properties) = flat_properties(&schema) {
-            if body_properties.keys().all(|k| !properties.contains_key(k)) {
-                let body_required: Vec<&str> = schema
-                    .get("required")
-                    .and_then(Value::as_array)
-                    .map(|r| r.iter().filter_map(Value::as_str).collect())
-                    .unwrap_or_default();
-                let mut names = Vec::with_capacity(body_properties.len());
-                for (name, property) in body_properties {
-                    if body.required && body_required.contains(&name.as_str()) {
-                        required.push(Value::String(name.clone()));
-                    }
-                    properties.insert(name.clone(), property.clone());
-                    names.push(name.as_str().into());
-                }
-                return Ok(BodySource::Properties(names.into()));
+    if flattenable
+        && let Some(body_properties) = flat_properties(&schema)
+        && body_properties.keys().all(|k| !properties.contains_key(k))
+    {
+        let body_required: Vec<&str> = schema
+            .get("required")
+            .and_then(Value::as_array)
+            .map(|r| r.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let mut names = Vec::with_capacity(body_properties.len());
+        for (name, property) in body_properties {
+            if body.required && body_required.contains(&name.as_str()) {
+                required.push(Value::String(name.clone()));
             }
+            properties.insert(name.clone(), property.clone());
+            names.push(name.as_str().into());
         }
+        return Ok(BodySource::Properties(names.into()));
     }
     let taken: HashSet<String> = properties.keys().cloned().collect();
     let name = if taken.contains("body") {

@@ -221,10 +221,10 @@ fn collect_file_refs<'v>(root: &'v Value, out: &mut Vec<&'v str>) {
             Value::Object(map) => {
                 for (key, child) in map {
                     if key == "$ref" {
-                        if let Value::String(r) = child {
-                            if !r.starts_with('#') {
-                                out.push(r);
-                            }
+                        if let Value::String(r) = child
+                            && !r.starts_with('#')
+                        {
+                            out.push(r);
                         }
                     } else if child.is_object() || child.is_array() {
                         stack.push(child);

@@ -295,10 +295,10 @@ impl<'d> SchemaCtx<'d> {
                     }
                 }
                 "pattern" => {
-                    if let Some(pattern) = value.as_str() {
-                        if self.valid_pattern(pattern) {
-                            out.insert(key.clone(), value.clone());
-                        }
+                    if let Some(pattern) = value.as_str()
+                        && self.valid_pattern(pattern)
+                    {
+                        out.insert(key.clone(), value.clone());
                     }
                 }
                 "required" => {
@@ -351,24 +351,22 @@ impl<'d> SchemaCtx<'d> {
             }
         }
 
-        if !hidden.is_empty() {
-            if let Some(Value::Array(required)) = out.get_mut("required") {
-                required.retain(|n| !n.as_str().is_some_and(|n| hidden.contains(&n)));
-            }
+        if !hidden.is_empty()
+            && let Some(Value::Array(required)) = out.get_mut("required")
+        {
+            required.retain(|n| !n.as_str().is_some_and(|n| hidden.contains(&n)));
         }
-        if let Some(example) = example {
-            if !out.contains_key("examples") {
-                out.insert("examples".into(), Value::Array(vec![example.clone()]));
-            }
+        if let Some(example) = example
+            && !out.contains_key("examples")
+        {
+            out.insert("examples".into(), Value::Array(vec![example.clone()]));
         }
         for (flag, bound, exclusive) in [
             (exclusive_minimum, "minimum", "exclusiveMinimum"),
             (exclusive_maximum, "maximum", "exclusiveMaximum"),
         ] {
-            if flag {
-                if let Some(limit) = out.remove(bound) {
-                    out.insert(exclusive.into(), limit);
-                }
+            if flag && let Some(limit) = out.remove(bound) {
+                out.insert(exclusive.into(), limit);
             }
         }
         if let Some(reference) = reference {
@@ -641,10 +639,10 @@ fn make_nullable(mut out: Map<String, Value>) -> Value {
     let composite = ["allOf", "anyOf", "oneOf", "not", REF_MARKER]
         .iter()
         .any(|k| out.contains_key(*k));
-    if let Some(Value::Array(values)) = out.get_mut("enum") {
-        if !values.contains(&Value::Null) {
-            values.push(Value::Null);
-        }
+    if let Some(Value::Array(values)) = out.get_mut("enum")
+        && !values.contains(&Value::Null)
+    {
+        values.push(Value::Null);
     }
     if !composite {
         let has_enum = out.contains_key("enum");
