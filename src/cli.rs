@@ -113,6 +113,16 @@ fn serve(config: &Path) -> ExitCode {
         Err(e) => return fail(format!("cannot start the runtime: {e}")),
     };
     runtime.block_on(async move {
+        let telemetry = match crate::telemetry::init_from_env(tokio::runtime::Handle::current()) {
+            Ok(guard) => Some(guard),
+            Err(e) => {
+                tracing::warn!("traces are not exported: {e}");
+                None
+            }
+        };
+        if crate::telemetry::enabled() {
+            tracing::info!("exporting traces over OTLP/HTTP");
+        }
         let http = match HttpClient::new() {
             Ok(c) => c,
             Err(e) => return fail(format!("cannot build the HTTP client: {e}")),
@@ -140,6 +150,8 @@ fn serve(config: &Path) -> ExitCode {
             "\n  MCP endpoint: http://{addr}/mcp  ({tools} tools)\n  Connect: npx @modelcontextprotocol/inspector --cli http://{addr}/mcp --method tools/list\n  Stop: Ctrl-C\n"
         );
         server.run(crate::server::shutdown_signal()).await;
+        // Flushing blocks on the exporter, which runs on this runtime.
+        let _ = tokio::task::spawn_blocking(move || drop(telemetry)).await;
         ExitCode::SUCCESS
     })
 }

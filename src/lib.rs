@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod server;
 pub mod targets;
+pub mod telemetry;
 
 /// The crate version, reported as `serverInfo.version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

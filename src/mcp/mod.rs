@@ -23,6 +23,7 @@ use serde_json::value::RawValue;
 use crate::catalog::Catalog;
 use crate::metrics::Metrics;
 use crate::targets::http::HttpClient;
+use crate::telemetry::SpanGuard;
 use jsonrpc::{RpcError, code};
 
 /// The stateless revision.
@@ -96,6 +97,8 @@ struct Meta<'a> {
     protocol_version: Option<std::borrow::Cow<'a, str>>,
     #[serde(rename = "io.modelcontextprotocol/clientCapabilities", default, borrow)]
     client_capabilities: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    traceparent: Option<std::borrow::Cow<'a, str>>,
 }
 
 /// A request being served: its id, era and headers.
@@ -106,6 +109,8 @@ pub struct Call<'a> {
     pub era: Era,
     /// The HTTP headers (for `Mcp-Name`).
     pub headers: &'a HeaderMap,
+    /// The request's trace span (a no-op when tracing is off).
+    pub span: &'a SpanGuard,
 }
 
 impl McpEndpoint {
@@ -225,7 +230,17 @@ impl McpEndpoint {
         };
         self.metrics
             .mcp_request(method, revision_label(era, headers));
-        let call = Call { id, era, headers };
+        let span = if crate::telemetry::enabled() {
+            request_span(method, message.params, headers, era, id)
+        } else {
+            SpanGuard::none()
+        };
+        let call = Call {
+            id,
+            era,
+            headers,
+            span: &span,
+        };
         let mut out = Vec::with_capacity(256);
         let result = match method {
             "tools/call" => tools_call::handle(self, &call, message.params, &mut out).await,
@@ -351,6 +366,36 @@ impl McpEndpoint {
     fn server_info(&self) -> &RawValue {
         &self.server_info
     }
+}
+
+/// The server span of one request, child of the caller's trace context: the
+/// `traceparent` HTTP header, else `params._meta.traceparent`.
+fn request_span(
+    method: &str,
+    params: Option<&RawValue>,
+    headers: &HeaderMap,
+    era: Era,
+    id: &RawValue,
+) -> SpanGuard {
+    let from_meta = params
+        .and_then(|p| serde_json::from_str::<MetaEnvelope>(p.get()).ok())
+        .and_then(|e| e.meta)
+        .and_then(|m| m.traceparent.map(|t| t.into_owned()));
+    let parent = header_str(headers, "traceparent")
+        .map(str::to_owned)
+        .or(from_meta);
+    let name = match method {
+        "tools/call" => "tools/call",
+        "tools/list" => "tools/list",
+        "server/discover" => "server/discover",
+        "initialize" => "initialize",
+        _ => "mcp",
+    };
+    let span = crate::telemetry::server_span(name, parent.as_deref());
+    span.set("mcp.method.name", method.to_string());
+    span.set("mcp.protocol.version", revision_label(era, headers));
+    span.set("jsonrpc.request.id", id.get().trim_matches('"').to_string());
+    span
 }
 
 /// The revision label of a request for metrics: one of the supported revisions, or

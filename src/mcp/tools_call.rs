@@ -58,6 +58,10 @@ pub(super) async fn handle(
                 .with_data(serde_json::json!({ "name": params.name })),
         );
     };
+    if crate::telemetry::enabled() {
+        call.span.set("tool.name", tool.name.to_string());
+        call.span.set("gen_ai.tool.name", tool.name.to_string());
+    }
     let started = Instant::now();
     let metrics = &tool.metrics;
     metrics.request_bytes.observe(params_len as f64);
@@ -79,7 +83,10 @@ pub(super) async fn handle(
     }
     let _in_flight = InFlight::enter(&metrics.in_flight);
     let (rendered, cache_use) = match &tool.cache {
-        None => (execute(endpoint, tool, &arguments).await, CacheUse::Off),
+        None => (
+            execute(endpoint, call, tool, &arguments).await,
+            CacheUse::Off,
+        ),
         Some(policy) => {
             // Without inbound authentication every caller is anonymous, so `caller` scope
             // and `shared` scope key alike.
@@ -88,7 +95,7 @@ pub(super) async fn handle(
             };
             let key = CacheKey::new(&tool.name, &arguments, caller);
             let fill = async {
-                let rendered = execute(endpoint, tool, &arguments).await;
+                let rendered = execute(endpoint, call, tool, &arguments).await;
                 match rendered.keep_for(policy.ttl, policy.scope) {
                     Some(ttl) => Ok(Arc::new(CachedAnswer {
                         fragment: rendered.fragment.clone(),
@@ -112,7 +119,12 @@ pub(super) async fn handle(
 }
 
 /// Calls the tool's upstream and renders the result content.
-async fn execute(endpoint: &McpEndpoint, tool: &Tool, arguments: &Value) -> Rendered {
+async fn execute(
+    endpoint: &McpEndpoint,
+    call: &Call<'_>,
+    tool: &Tool,
+    arguments: &Value,
+) -> Rendered {
     let Value::Object(arguments) = arguments else {
         return Rendered::new(
             error_fragment("arguments must be an object"),
@@ -121,9 +133,31 @@ async fn execute(endpoint: &McpEndpoint, tool: &Tool, arguments: &Value) -> Rend
     };
     match &tool.binding {
         ToolBinding::Http { target, operation } => {
+            let span = call.span.client("upstream");
+            let headers = if crate::telemetry::enabled() {
+                span.set("tool.name", tool.name.to_string());
+                span.set("http.request.method", operation.method.to_string());
+                span.set("url.template", operation.template());
+                span.propagation_headers()
+            } else {
+                Vec::new()
+            };
             let sent = Instant::now();
-            let result = endpoint.http.call(target, operation, arguments).await;
+            let result = endpoint
+                .http
+                .call_with_headers(target, operation, arguments, headers)
+                .await;
             let upstream = sent.elapsed();
+            match &result {
+                Ok(a) => span.set("http.response.status_code", i64::from(a.status)),
+                Err(e) => {
+                    if let UpstreamError::Status { status, .. } = e {
+                        span.set("http.response.status_code", i64::from(*status));
+                    }
+                    span.error(e.to_string());
+                }
+            }
+            drop(span);
             tool.metrics
                 .upstream_duration
                 .observe(upstream.as_secs_f64());

@@ -99,7 +99,22 @@ impl HttpClient {
         op: &HttpOperation,
         args: &Map<String, Value>,
     ) -> Result<UpstreamAnswer, UpstreamError> {
-        let request = build_request(target, op, args)?;
+        self.call_with_headers(target, op, args, Vec::new()).await
+    }
+
+    /// [`call`](Self::call), adding the gateway's own headers (trace propagation). They
+    /// are set last, so that no argument can forge them.
+    pub async fn call_with_headers(
+        &self,
+        target: &HttpTarget,
+        op: &HttpOperation,
+        args: &Map<String, Value>,
+        extra: Vec<(http::HeaderName, http::HeaderValue)>,
+    ) -> Result<UpstreamAnswer, UpstreamError> {
+        let mut request = build_request(target, op, args)?;
+        for (name, value) in extra {
+            request.headers_mut().insert(name, value);
+        }
         let started = Instant::now();
         let authority = Authority::of(request.uri());
         let result = tokio::time::timeout(

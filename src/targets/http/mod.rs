@@ -156,3 +156,21 @@ mod request;
 
 pub use client::{ClientBuildError, ERROR_EXCERPT_BYTES, HttpClient};
 pub use request::{RequestBody, build_request};
+
+impl HttpOperation {
+    /// The path template as the document writes it (`/pets/{petId}`), for traces and logs.
+    pub fn template(&self) -> String {
+        let mut out = String::new();
+        for segment in &*self.path {
+            match segment {
+                PathSegment::Literal(text) => out.push_str(text),
+                PathSegment::Param(i) => {
+                    out.push('{');
+                    out.push_str(self.params.get(*i).map_or("?", |p| &p.name));
+                    out.push('}');
+                }
+            }
+        }
+        out
+    }
+}
