@@ -53,6 +53,66 @@ pub(crate) enum Dialect {
 pub(crate) struct Translated {
     schema: Value,
     nodes: usize,
+    /// Addresses of the nodes of `schema` that are or contain a reference marker. Every
+    /// other subtree is copied with one `clone` (no per-key rehashing), which is most of
+    /// the work of assembling large documents.
+    /// (The root moves into this struct after marking, so its address is not in
+    /// `marked`: this flag stands for it. Nodes below live on the heap and do not move.)
+    marked: HashSet<usize>,
+    root_marked: bool,
+}
+
+impl Translated {
+    fn new(schema: Value) -> Self {
+        let nodes = count_nodes(&schema);
+        let mut marked = HashSet::new();
+        let root_marked = mark(&schema, &mut marked);
+        Self {
+            schema,
+            nodes,
+            marked,
+            root_marked,
+        }
+    }
+
+    /// Whether `node` (the root or a node below it) is or contains a marker.
+    fn is_marked(&self, node: &Value) -> bool {
+        if std::ptr::eq(node, &self.schema) {
+            self.root_marked
+        } else {
+            self.marked.contains(&address(node))
+        }
+    }
+}
+
+/// Records the nodes of `value` that are or contain a marker; returns whether `value`
+/// does. Recursion is bounded by the translation depth limit.
+fn mark(value: &Value, marked: &mut HashSet<usize>) -> bool {
+    let found = match value {
+        Value::Object(map) => {
+            let mut found = map.contains_key(REF_MARKER);
+            for child in map.values() {
+                found |= mark(child, marked);
+            }
+            found
+        }
+        Value::Array(items) => {
+            let mut found = false;
+            for child in items {
+                found |= mark(child, marked);
+            }
+            found
+        }
+        _ => false,
+    };
+    if found {
+        marked.insert(address(value));
+    }
+    found
+}
+
+fn address(value: &Value) -> usize {
+    std::ptr::from_ref(value) as usize
 }
 
 /// A translation failure, with the path (innermost first) below the location translated.
@@ -126,22 +186,17 @@ impl<'d> SchemaCtx<'d> {
         let docs = self.docs;
         let result = match docs.value(doc).pointer(&pointer) {
             None => Err(format!("{} points to nothing", docs.display(doc, &pointer))),
-            Some(value) => {
-                self.translate(doc, value, mode, 0)
-                    .map(|schema| {
-                        // The budget counts every JSON value copied, data included.
-                        let nodes = count_nodes(&schema);
-                        Rc::new(Translated { schema, nodes })
-                    })
-                    .map_err(|f| {
-                        let mut at = docs.display(doc, &pointer);
-                        for segment in f.path.iter().rev() {
-                            at.push('/');
-                            at.push_str(segment);
-                        }
-                        format!("schema at {at}: {}", f.reason)
-                    })
-            }
+            Some(value) => self
+                .translate(doc, value, mode, 0)
+                .map(|schema| Rc::new(Translated::new(schema)))
+                .map_err(|f| {
+                    let mut at = docs.display(doc, &pointer);
+                    for segment in f.path.iter().rev() {
+                        at.push('/');
+                        at.push_str(segment);
+                    }
+                    format!("schema at {at}: {}", f.reason)
+                }),
         };
         self.cache.insert((id, mode), result.clone());
         result
@@ -518,7 +573,7 @@ impl Assembler {
             next += 1;
             let name = self.def_names[&id].clone();
             let translated = ctx.translated(id, self.mode)?;
-            let schema = self.expand(ctx, &translated.schema, 1)?;
+            let schema = self.expand(ctx, &translated, &translated.schema, 1)?;
             self.defs.push((name, schema));
         }
         if !self.defs.is_empty() {
@@ -546,24 +601,29 @@ impl Assembler {
         let translated = ctx.translated(id, self.mode)?;
         self.nodes += translated.nodes;
         self.expanding.push(id);
-        let result = self.expand(ctx, &translated.schema, depth + 1);
+        let result = self.expand(ctx, &translated, &translated.schema, depth + 1);
         self.expanding.pop();
         result
     }
 
+    /// Copies `value`, a node of `within`, expanding its markers.
     fn expand(
         &mut self,
         ctx: &mut SchemaCtx<'_>,
+        within: &Translated,
         value: &Value,
         depth: usize,
     ) -> Result<Value, String> {
+        if !within.is_marked(value) {
+            return Ok(value.clone());
+        }
         match value {
             Value::Object(map) => {
                 let marker = map.get(REF_MARKER).and_then(Value::as_u64);
                 let mut out = Map::with_capacity(map.len());
                 for (key, child) in map {
                     if key != REF_MARKER {
-                        out.insert(key.clone(), self.expand(ctx, child, depth + 1)?);
+                        out.insert(key.clone(), self.expand(ctx, within, child, depth + 1)?);
                     }
                 }
                 match marker {
@@ -577,7 +637,7 @@ impl Assembler {
             }
             Value::Array(items) => items
                 .iter()
-                .map(|item| self.expand(ctx, item, depth + 1))
+                .map(|item| self.expand(ctx, within, item, depth + 1))
                 .collect::<Result<Vec<_>, _>>()
                 .map(Value::Array),
             scalar => Ok(scalar.clone()),
