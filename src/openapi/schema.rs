@@ -151,6 +151,9 @@ pub(crate) struct SchemaCtx<'d> {
     ids: HashMap<(DocId, String), usize>,
     cache: HashMap<(usize, Mode), Result<Rc<Translated>, String>>,
     patterns: HashMap<String, bool>,
+    /// Finished output schemas (schema, wrap key) by location: many operations answer
+    /// with the same component.
+    pub(crate) outputs: HashMap<usize, Result<(Value, Option<Box<str>>), String>>,
 }
 
 impl<'d> SchemaCtx<'d> {
@@ -163,6 +166,7 @@ impl<'d> SchemaCtx<'d> {
             ids: HashMap::new(),
             cache: HashMap::new(),
             patterns: HashMap::new(),
+            outputs: HashMap::new(),
         }
     }
 
@@ -175,6 +179,21 @@ impl<'d> SchemaCtx<'d> {
         self.locations.push((doc, pointer.to_string()));
         self.ids.insert((doc, pointer.to_string()), id);
         id
+    }
+
+    /// The location a schema forwards to when it is only a `$ref` (so that schemas
+    /// written as `{"$ref": X}` in many operations share results), else `id`.
+    pub(crate) fn canonical(&mut self, id: usize) -> usize {
+        let (doc, pointer) = &self.locations[id];
+        let docs = self.docs;
+        let doc = *doc;
+        let Some(value) = docs.value(doc).pointer(pointer) else {
+            return id;
+        };
+        match (ref_of(value), value.as_object().map(Map::len)) {
+            (Some(reference), Some(1)) => self.resolve_schema_ref(doc, reference).unwrap_or(id),
+            _ => id,
+        }
     }
 
     /// The translation of location `id` for `mode`, computed once.
