@@ -9,7 +9,7 @@ use http::{HeaderValue, Method};
 use serde_json::{Map, Value, json};
 
 use super::refs::{DocSet, Located, escape_token};
-use super::schema::{Assembler, Mode, SchemaCtx, is_object_schema};
+use super::schema::{Assembler, Mode, OutputSchema, SchemaCtx, is_object_schema};
 use crate::catalog::{ToolAnnotations, ToolSpec, sanitize};
 use crate::targets::http::{
     BodyBinding, BodyEncoding, BodySource, HttpOperation, ParamBinding, ParamLocation, ParamStyle,
@@ -252,7 +252,7 @@ pub(crate) fn convert_operation(
 
 /// The output schema of the answer schema at location `id`, and the wrap key when the
 /// answer is not an object. Computed once per location.
-fn output_schema(ctx: &mut SchemaCtx<'_>, id: usize) -> Result<(Value, Option<Box<str>>), String> {
+fn output_schema(ctx: &mut SchemaCtx<'_>, id: usize) -> Result<OutputSchema, String> {
     let id = ctx.canonical(id);
     if let Some(done) = ctx.outputs.get(&id) {
         return done.clone();
@@ -262,10 +262,7 @@ fn output_schema(ctx: &mut SchemaCtx<'_>, id: usize) -> Result<(Value, Option<Bo
     result
 }
 
-fn build_output_schema(
-    ctx: &mut SchemaCtx<'_>,
-    id: usize,
-) -> Result<(Value, Option<Box<str>>), String> {
+fn build_output_schema(ctx: &mut SchemaCtx<'_>, id: usize) -> Result<OutputSchema, String> {
     let mut assembler = Assembler::new(Mode::Output);
     let schema = assembler.schema(ctx, id)?;
     if is_object_schema(&schema) {

@@ -143,6 +143,9 @@ impl<T> At<T> for Result<T, Failure> {
     }
 }
 
+/// A finished output schema and its wrap key (set when the answer is not an object).
+pub(crate) type OutputSchema = (Value, Option<Box<str>>);
+
 /// Translation state shared by all operations of one document.
 pub(crate) struct SchemaCtx<'d> {
     docs: &'d DocSet<'d>,
@@ -153,7 +156,7 @@ pub(crate) struct SchemaCtx<'d> {
     patterns: HashMap<String, bool>,
     /// Finished output schemas (schema, wrap key) by location: many operations answer
     /// with the same component.
-    pub(crate) outputs: HashMap<usize, Result<(Value, Option<Box<str>>), String>>,
+    pub(crate) outputs: HashMap<usize, Result<OutputSchema, String>>,
 }
 
 impl<'d> SchemaCtx<'d> {
