@@ -286,14 +286,20 @@ fn large_document(n: usize) -> Value {
                     "id": {"type": "string", "readOnly": true},
                     "name": {"type": "string", "nullable": true, "example": "x"},
                     "size": {"type": "integer", "minimum": 0, "exclusiveMinimum": true},
-                    // Parents form a tree of depth ~8; children make each schema recursive.
-                    "parent": {"$ref": format!("#/components/schemas/Thing{}", i / 2)},
+                    "owner": {"$ref": "#/components/schemas/User"},
+                    // Each schema is recursive through its children.
                     "children": {"type": "array", "items": {"$ref": format!("#/components/schemas/Thing{i}")}},
                     "tags": {"type": "array", "items": {"$ref": "#/components/schemas/Tag"}},
                 }
             }),
         );
     }
+    schemas.insert(
+        "User".into(),
+        serde_json::json!({"type": "object", "properties": {
+            "login": {"type": "string"}, "email": {"type": "string", "format": "email"},
+            "tag": {"$ref": "#/components/schemas/Tag"}}}),
+    );
     schemas.insert(
         "Tag".into(),
         serde_json::json!({"type": "object", "properties": {"label": {"type": "string"}}}),

@@ -9,7 +9,7 @@ use http::{HeaderValue, Method};
 use serde_json::{Map, Value, json};
 
 use super::refs::{DocSet, Located, escape_token};
-use super::schema::{Assembler, Mode, SchemaCtx, is_object_schema};
+use super::schema::{Assembler, Mode, OutputSchema, SchemaCtx, is_object_schema};
 use crate::catalog::{ToolAnnotations, ToolSpec, sanitize};
 use crate::targets::http::{
     BodyBinding, BodyEncoding, BodySource, HttpOperation, ParamBinding, ParamLocation, ParamStyle,
@@ -205,23 +205,8 @@ pub(crate) fn convert_operation(
     let (output_schema, output_wrap) = match answer.schema {
         None => (None, None),
         Some(id) => {
-            let mut assembler = Assembler::new(Mode::Output);
-            let schema = assembler.schema(ctx, id)?;
-            if is_object_schema(&schema) {
-                let Value::Object(mut root) = schema else {
-                    return Err("internal: object schema is not a JSON object".into());
-                };
-                root.entry("type").or_insert_with(|| "object".into());
-                assembler.finish(ctx, &mut root)?;
-                (Some(Value::Object(root)), None)
-            } else {
-                let mut root = Map::new();
-                root.insert("type".into(), "object".into());
-                root.insert("properties".into(), json!({ "result": schema }));
-                root.insert("required".into(), json!(["result"]));
-                assembler.finish(ctx, &mut root)?;
-                (Some(Value::Object(root)), Some("result".into()))
-            }
+            let (schema, wrap) = output_schema(ctx, id)?;
+            (Some(schema), wrap)
         }
     };
 
@@ -263,6 +248,38 @@ pub(crate) fn convert_operation(
         annotations: ToolAnnotations::for_method(&source.method),
         operation,
     })
+}
+
+/// The output schema of the answer schema at location `id`, and the wrap key when the
+/// answer is not an object. Computed once per location.
+fn output_schema(ctx: &mut SchemaCtx<'_>, id: usize) -> Result<OutputSchema, String> {
+    let id = ctx.canonical(id);
+    if let Some(done) = ctx.outputs.get(&id) {
+        return done.clone();
+    }
+    let result = build_output_schema(ctx, id);
+    ctx.outputs.insert(id, result.clone());
+    result
+}
+
+fn build_output_schema(ctx: &mut SchemaCtx<'_>, id: usize) -> Result<OutputSchema, String> {
+    let mut assembler = Assembler::new(Mode::Output);
+    let schema = assembler.schema(ctx, id)?;
+    if is_object_schema(&schema) {
+        let Value::Object(mut root) = schema else {
+            return Err("internal: object schema is not a JSON object".into());
+        };
+        root.entry("type").or_insert_with(|| "object".into());
+        assembler.finish(ctx, &mut root)?;
+        Ok((Value::Object(root), None))
+    } else {
+        let mut root = Map::new();
+        root.insert("type".into(), "object".into());
+        root.insert("properties".into(), json!({ "result": schema }));
+        root.insert("required".into(), json!(["result"]));
+        assembler.finish(ctx, &mut root)?;
+        Ok((Value::Object(root), Some("result".into())))
+    }
 }
 
 /// The local tool name: the operationId, or `<method>_<path>` when there is none (or it

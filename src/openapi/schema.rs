@@ -53,6 +53,66 @@ pub(crate) enum Dialect {
 pub(crate) struct Translated {
     schema: Value,
     nodes: usize,
+    /// Addresses of the nodes of `schema` that are or contain a reference marker. Every
+    /// other subtree is copied with one `clone` (no per-key rehashing), which is most of
+    /// the work of assembling large documents.
+    /// (The root moves into this struct after marking, so its address is not in
+    /// `marked`: this flag stands for it. Nodes below live on the heap and do not move.)
+    marked: HashSet<usize>,
+    root_marked: bool,
+}
+
+impl Translated {
+    fn new(schema: Value) -> Self {
+        let nodes = count_nodes(&schema);
+        let mut marked = HashSet::new();
+        let root_marked = mark(&schema, &mut marked);
+        Self {
+            schema,
+            nodes,
+            marked,
+            root_marked,
+        }
+    }
+
+    /// Whether `node` (the root or a node below it) is or contains a marker.
+    fn is_marked(&self, node: &Value) -> bool {
+        if std::ptr::eq(node, &self.schema) {
+            self.root_marked
+        } else {
+            self.marked.contains(&address(node))
+        }
+    }
+}
+
+/// Records the nodes of `value` that are or contain a marker; returns whether `value`
+/// does. Recursion is bounded by the translation depth limit.
+fn mark(value: &Value, marked: &mut HashSet<usize>) -> bool {
+    let found = match value {
+        Value::Object(map) => {
+            let mut found = map.contains_key(REF_MARKER);
+            for child in map.values() {
+                found |= mark(child, marked);
+            }
+            found
+        }
+        Value::Array(items) => {
+            let mut found = false;
+            for child in items {
+                found |= mark(child, marked);
+            }
+            found
+        }
+        _ => false,
+    };
+    if found {
+        marked.insert(address(value));
+    }
+    found
+}
+
+fn address(value: &Value) -> usize {
+    std::ptr::from_ref(value) as usize
 }
 
 /// A translation failure, with the path (innermost first) below the location translated.
@@ -83,6 +143,9 @@ impl<T> At<T> for Result<T, Failure> {
     }
 }
 
+/// A finished output schema and its wrap key (set when the answer is not an object).
+pub(crate) type OutputSchema = (Value, Option<Box<str>>);
+
 /// Translation state shared by all operations of one document.
 pub(crate) struct SchemaCtx<'d> {
     docs: &'d DocSet<'d>,
@@ -91,6 +154,9 @@ pub(crate) struct SchemaCtx<'d> {
     ids: HashMap<(DocId, String), usize>,
     cache: HashMap<(usize, Mode), Result<Rc<Translated>, String>>,
     patterns: HashMap<String, bool>,
+    /// Finished output schemas (schema, wrap key) by location: many operations answer
+    /// with the same component.
+    pub(crate) outputs: HashMap<usize, Result<OutputSchema, String>>,
 }
 
 impl<'d> SchemaCtx<'d> {
@@ -103,6 +169,7 @@ impl<'d> SchemaCtx<'d> {
             ids: HashMap::new(),
             cache: HashMap::new(),
             patterns: HashMap::new(),
+            outputs: HashMap::new(),
         }
     }
 
@@ -117,6 +184,21 @@ impl<'d> SchemaCtx<'d> {
         id
     }
 
+    /// The location a schema forwards to when it is only a `$ref` (so that schemas
+    /// written as `{"$ref": X}` in many operations share results), else `id`.
+    pub(crate) fn canonical(&mut self, id: usize) -> usize {
+        let (doc, pointer) = &self.locations[id];
+        let docs = self.docs;
+        let doc = *doc;
+        let Some(value) = docs.value(doc).pointer(pointer) else {
+            return id;
+        };
+        match (ref_of(value), value.as_object().map(Map::len)) {
+            (Some(reference), Some(1)) => self.resolve_schema_ref(doc, reference).unwrap_or(id),
+            _ => id,
+        }
+    }
+
     /// The translation of location `id` for `mode`, computed once.
     fn translated(&mut self, id: usize, mode: Mode) -> Result<Rc<Translated>, String> {
         if let Some(done) = self.cache.get(&(id, mode)) {
@@ -126,22 +208,17 @@ impl<'d> SchemaCtx<'d> {
         let docs = self.docs;
         let result = match docs.value(doc).pointer(&pointer) {
             None => Err(format!("{} points to nothing", docs.display(doc, &pointer))),
-            Some(value) => {
-                self.translate(doc, value, mode, 0)
-                    .map(|schema| {
-                        // The budget counts every JSON value copied, data included.
-                        let nodes = count_nodes(&schema);
-                        Rc::new(Translated { schema, nodes })
-                    })
-                    .map_err(|f| {
-                        let mut at = docs.display(doc, &pointer);
-                        for segment in f.path.iter().rev() {
-                            at.push('/');
-                            at.push_str(segment);
-                        }
-                        format!("schema at {at}: {}", f.reason)
-                    })
-            }
+            Some(value) => self
+                .translate(doc, value, mode, 0)
+                .map(|schema| Rc::new(Translated::new(schema)))
+                .map_err(|f| {
+                    let mut at = docs.display(doc, &pointer);
+                    for segment in f.path.iter().rev() {
+                        at.push('/');
+                        at.push_str(segment);
+                    }
+                    format!("schema at {at}: {}", f.reason)
+                }),
         };
         self.cache.insert((id, mode), result.clone());
         result
@@ -516,7 +593,7 @@ impl Assembler {
             next += 1;
             let name = self.def_names[&id].clone();
             let translated = ctx.translated(id, self.mode)?;
-            let schema = self.expand(ctx, &translated.schema, 1)?;
+            let schema = self.expand(ctx, &translated, &translated.schema, 1)?;
             self.defs.push((name, schema));
         }
         if !self.defs.is_empty() {
@@ -544,24 +621,29 @@ impl Assembler {
         let translated = ctx.translated(id, self.mode)?;
         self.nodes += translated.nodes;
         self.expanding.push(id);
-        let result = self.expand(ctx, &translated.schema, depth + 1);
+        let result = self.expand(ctx, &translated, &translated.schema, depth + 1);
         self.expanding.pop();
         result
     }
 
+    /// Copies `value`, a node of `within`, expanding its markers.
     fn expand(
         &mut self,
         ctx: &mut SchemaCtx<'_>,
+        within: &Translated,
         value: &Value,
         depth: usize,
     ) -> Result<Value, String> {
+        if !within.is_marked(value) {
+            return Ok(value.clone());
+        }
         match value {
             Value::Object(map) => {
                 let marker = map.get(REF_MARKER).and_then(Value::as_u64);
                 let mut out = Map::with_capacity(map.len());
                 for (key, child) in map {
                     if key != REF_MARKER {
-                        out.insert(key.clone(), self.expand(ctx, child, depth + 1)?);
+                        out.insert(key.clone(), self.expand(ctx, within, child, depth + 1)?);
                     }
                 }
                 match marker {
@@ -575,7 +657,7 @@ impl Assembler {
             }
             Value::Array(items) => items
                 .iter()
-                .map(|item| self.expand(ctx, item, depth + 1))
+                .map(|item| self.expand(ctx, within, item, depth + 1))
                 .collect::<Result<Vec<_>, _>>()
                 .map(Value::Array),
             scalar => Ok(scalar.clone()),
