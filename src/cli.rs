@@ -189,6 +189,9 @@ fn check(config: &Path) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Base URL for `tools --openapi` when the document names no absolute server.
+const PLACEHOLDER_BASE: &str = "http://localhost";
+
 fn tools(
     config: Option<PathBuf>,
     spec: Option<PathBuf>,
@@ -196,11 +199,23 @@ fn tools(
     json: bool,
 ) -> ExitCode {
     let (catalog, skipped) = if let Some(spec) = spec {
-        let options = ConvertOptions {
+        let explicit = base_url.is_some();
+        let mut options = ConvertOptions {
             base_url,
             selection: Default::default(),
         };
         let converted = match openapi::load_and_convert(&spec, &options) {
+            // Listing needs no reachable server: bind to a placeholder and say so.
+            Err(e) if !explicit && e.reason.starts_with("no absolute server URL") => {
+                eprintln!(
+                    "warning: {e}; listing with base URL {PLACEHOLDER_BASE} (use --base-url)"
+                );
+                options.base_url = Some(PLACEHOLDER_BASE.into());
+                openapi::load_and_convert(&spec, &options)
+            }
+            other => other,
+        };
+        let converted = match converted {
             Ok(c) => c,
             Err(e) => return fail(e),
         };

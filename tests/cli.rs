@@ -119,6 +119,23 @@ fn tools_converts_a_document_without_config() {
     );
     assert!(booking["outputSchema"].is_object());
     assert_eq!(booking["annotations"]["readOnlyHint"], false);
+    // A document with no absolute server is listed against a placeholder, with a warning.
+    let no_server = root().join("../shared/specs/oai/callback-example.yaml");
+    if no_server.exists() {
+        let (code, stdout, stderr) =
+            run(&["tools", "--openapi", no_server.to_str().unwrap(), "--json"]);
+        assert_eq!(code, 0, "{stderr}");
+        assert!(
+            stderr.contains("no absolute server URL") && stderr.contains("--base-url"),
+            "{stderr}"
+        );
+        assert!(
+            !serde_json::from_str::<Value>(&stdout).unwrap()["tools"]
+                .as_array()
+                .unwrap()
+                .is_empty()
+        );
+    }
     let (code, stdout, _) = run(&["tools", "--openapi", "specs/restaurants.yaml"]);
     assert_eq!(code, 0);
     assert!(
@@ -142,7 +159,13 @@ async fn serve_runs_the_shipped_demo_end_to_end() {
     let path = dir.path().join("gateway.yaml");
     std::fs::write(&path, config).unwrap();
     let mut child = Command::new(BIN)
-        .args(["serve", "--config", path.to_str().unwrap()])
+        .args([
+            "serve",
+            "--log-format",
+            "json",
+            "--config",
+            path.to_str().unwrap(),
+        ])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -189,6 +212,24 @@ async fn serve_runs_the_shipped_demo_end_to_end() {
     );
     let status = child.wait().unwrap();
     assert!(status.success(), "exit status after SIGTERM: {status}");
-    let rest = drain.join().unwrap().join("\n");
-    assert!(rest.contains("shutting down"), "{rest}");
+    let rest = drain.join().unwrap();
+    assert!(rest.iter().any(|l| l.contains("shutting down")), "{rest:?}");
+    // One structured log line per tool call, without the arguments.
+    let call_line: Value = rest
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["message"] == "tool call")
+        .expect("a JSON log line for the call");
+    assert_eq!(call_line["tool"], "restaurants___searchRestaurants");
+    assert_eq!(call_line["target_name"], "restaurants");
+    assert_eq!(call_line["outcome"], "ok");
+    assert_eq!(call_line["status"], 200);
+    assert_eq!(call_line["cache"], "off");
+    assert!(
+        call_line["duration_us"].as_u64().is_some() && call_line["upstream_us"].as_u64().is_some()
+    );
+    assert!(
+        !rest.iter().any(|l| l.contains("Portland")),
+        "arguments are not logged by default"
+    );
 }
