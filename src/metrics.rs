@@ -74,6 +74,42 @@ const METHODS: &[&str] = &[
     "other",
 ];
 
+/// Reasons an inbound request fails authentication (label values of
+/// `toolgate_auth_failures_total`).
+pub const AUTH_FAILURE_REASONS: &[&str] = &[
+    "missing_token",
+    "malformed_token",
+    "bad_signature",
+    "unknown_key",
+    "expired",
+    "not_yet_valid",
+    "wrong_issuer",
+    "wrong_audience",
+    "client_not_allowed",
+    "insufficient_scope",
+    "claim_mismatch",
+];
+
+/// Every metric family toolgate registers (histograms without their `_bucket`, `_sum` and
+/// `_count` suffixes), for dashboards and their tests.
+pub const FAMILIES: &[&str] = &[
+    "toolgate_tool_calls_total",
+    "toolgate_tool_call_duration_seconds",
+    "toolgate_upstream_duration_seconds",
+    "toolgate_tool_calls_in_flight",
+    "toolgate_upstream_responses_total",
+    "toolgate_cache_requests_total",
+    "toolgate_cache_evictions_total",
+    "toolgate_tool_arguments_bytes",
+    "toolgate_upstream_answer_bytes",
+    "toolgate_mcp_requests_total",
+    "toolgate_auth_failures_total",
+    "toolgate_jwks_refreshes_total",
+    "toolgate_outbound_token_fetches_total",
+    "toolgate_config_loads_total",
+    "toolgate_build_info",
+];
+
 /// All the gateway's metrics.
 pub struct Metrics {
     registry: Registry,
@@ -230,6 +266,15 @@ impl Metrics {
             ),
             registry,
         };
+        // Known label values start at zero, so that dashboards and alerts see the series
+        // before the first event.
+        for reason in AUTH_FAILURE_REASONS {
+            metrics.auth_failures.with_label_values(&[reason]);
+        }
+        for outcome in ["ok", "error"] {
+            metrics.jwks_refreshes.with_label_values(&[outcome]);
+            metrics.config_reloads.with_label_values(&[outcome]);
+        }
         let build = IntGaugeVec::new(
             Opts::new("toolgate_build_info", "Build information."),
             &["version"],

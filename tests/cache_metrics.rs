@@ -268,3 +268,68 @@ async fn concurrent_misses_make_one_upstream_call_and_metrics_add_up() {
     let text = gateway.metrics_text().await;
     assert!(!text.contains("noSuchTool"));
 }
+
+/// The shipped Grafana dashboard only queries metric families the gateway registers, and
+/// the registry exports only families listed in `metrics::FAMILIES`.
+#[tokio::test]
+async fn the_grafana_dashboard_queries_exported_metrics() {
+    use toolgate::metrics::FAMILIES;
+    let (_upstream, gateway) = start(None).await;
+    call(&gateway, 1, "api___listPets", "{}").await;
+    let text = gateway.metrics_text().await;
+    let family = |name: &str| {
+        let base = ["_bucket", "_sum", "_count"]
+            .iter()
+            .fold(name, |n, suffix| n.strip_suffix(suffix).unwrap_or(n));
+        if FAMILIES.contains(&name) {
+            name.to_string()
+        } else {
+            base.to_string()
+        }
+    };
+    for line in text.lines().filter(|l| l.starts_with("toolgate_")) {
+        let name = line.split(['{', ' ']).next().unwrap();
+        assert!(
+            FAMILIES.contains(&family(name).as_str()),
+            "{name} is exported but not listed in FAMILIES"
+        );
+    }
+    for expected in [
+        "toolgate_auth_failures_total",
+        "toolgate_jwks_refreshes_total",
+        "toolgate_config_loads_total",
+    ] {
+        assert!(
+            text.contains(&format!("# TYPE {expected} counter")),
+            "{expected} is declared before any event"
+        );
+    }
+    let dashboard = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/grafana/toolgate.json"
+    ))
+    .unwrap();
+    let dashboard: Value = serde_json::from_str(&dashboard).unwrap();
+    let mut checked = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                if word.starts_with("toolgate_") {
+                    assert!(
+                        FAMILIES.contains(&family(word).as_str()),
+                        "the dashboard queries {word}, which toolgate does not register"
+                    );
+                    checked += 1;
+                } else if word.starts_with("process_") {
+                    assert!(
+                        text.contains(word),
+                        "the dashboard queries {word}, which is not exported"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked >= 15, "{checked}");
+}
