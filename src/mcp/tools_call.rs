@@ -150,7 +150,12 @@ fn write_upstream_error(out: &mut Vec<u8>, call: &Call<'_>, tool: &Tool, error: 
 /// Maps a successful upstream answer to MCP content: JSON gives `structuredContent` plus a
 /// text block with the same JSON; images and audio give their content types; other binary
 /// gives an embedded resource; anything else is text.
-fn write_answer(out: &mut Vec<u8>, call: &Call<'_>, tool: &Tool, answer: &UpstreamAnswer) {
+pub(super) fn write_answer(
+    out: &mut Vec<u8>,
+    call: &Call<'_>,
+    tool: &Tool,
+    answer: &UpstreamAnswer,
+) {
     out.reserve(answer.body.len() * 2 + 128);
     begin_tool_result(out, call);
     out.extend_from_slice(b"\"content\":[");
