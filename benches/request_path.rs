@@ -1,21 +1,30 @@
-//! Criterion benches of the request path: each step of a `tools/call` on a realistic tool,
-//! and the whole call through the MCP endpoint against a loopback upstream, next to the
-//! same upstream request sent directly (the ratio of the two is the gateway's overhead).
+//! Criterion benches of the request path: each step of a `tools/call` on a realistic tool
+//! (the test API's `getPet`, and large real documents: OpenAI's `createChatCompletion`,
+//! Twilio's `CreateMessage`), answer mapping, `tools/list` paging over 10,000 tools, and the
+//! whole call through the MCP endpoint against a loopback upstream, next to the same
+//! upstream request sent directly (the ratio of the two is the gateway's overhead).
 //!
-//! Run: `cargo bench --bench request_path`.
+//! Run: `cargo bench --bench request_path` (one group: `cargo bench --bench request_path -- openai`).
+//! The process-level figures (CPU per request against a bare hyper proxy) are in
+//! `examples/loadgen.rs`.
 
 use std::convert::Infallible;
 use std::path::Path;
 
 use bytes::Bytes;
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use http::HeaderMap;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use serde_json::json;
-use toolgate::mcp::McpEndpoint;
+use serde_json::{Value, json};
+use toolgate::catalog::ToolBinding;
+use toolgate::mcp::{Era, McpEndpoint};
+use toolgate::targets::UpstreamAnswer;
+
+#[path = "support/generate.rs"]
+mod generate;
 
 const ANSWER: &str = r#"{"id":7,"name":"Rex","tag":"dog","age":3}"#;
 
@@ -44,11 +53,17 @@ async fn upstream() -> std::net::SocketAddr {
     addr
 }
 
-fn endpoint(base: &str, dir: &Path) -> McpEndpoint {
-    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/testapi.yaml");
-    std::fs::copy(spec, dir.join("testapi.yaml")).unwrap();
-    let config = dir.join("gateway.yaml");
-    std::fs::write(&config, format!("targets:\n  - name: api\n    openapi: {{spec: testapi.yaml, base_url: \"{base}/api\"}}\n")).unwrap();
+/// An endpoint serving one target: `spec` (absolute path) at `base`.
+fn endpoint_for(dir: &Path, name: &str, spec: &Path, base: &str) -> McpEndpoint {
+    let config = dir.join(format!("{name}.yaml"));
+    std::fs::write(
+        &config,
+        format!(
+            "targets:\n  - name: {name}\n    openapi: {{spec: \"{}\", base_url: \"{base}\"}}\n",
+            spec.display()
+        ),
+    )
+    .unwrap();
     let loaded = toolgate::gateway::load(&config).unwrap();
     loaded
         .into_endpoint(toolgate::targets::http::HttpClient::new().unwrap())
@@ -65,51 +80,55 @@ fn modern_headers(method: &str, name: Option<&str>) -> HeaderMap {
     h
 }
 
-fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let addr = rt.block_on(upstream());
-    let base = format!("http://{addr}");
-    let dir = tempfile::tempdir().unwrap();
-    let endpoint = endpoint(&base, dir.path());
-    let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}});
-    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
-        "name": "api___getPet",
-        "arguments": {"petId": "7", "fields": ["name", "tag"], "tags": ["a", "b"], "X-Request-Tag": "bench"},
-        "_meta": meta}})
-    .to_string();
-    let list =
-        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {"_meta": meta}})
-            .to_string();
-    let call_headers = modern_headers("tools/call", Some("api___getPet"));
-    let list_headers = modern_headers("tools/list", None);
+fn meta() -> Value {
+    json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}})
+}
 
-    c.bench_function("jsonrpc_parse", |b| {
+fn call_message(tool: &str, args: &Value) -> String {
+    json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "name": tool, "arguments": args, "_meta": meta()}})
+    .to_string()
+}
+
+/// The per-step benches of one tool: parse, lookup, validation, request build.
+fn steps(c: &mut Criterion, group: &str, endpoint: &McpEndpoint, tool_name: &str, args: &Value) {
+    let message = call_message(tool_name, args);
+    let tool = endpoint
+        .catalog()
+        .get(tool_name)
+        .unwrap_or_else(|| panic!("{group}: no tool {tool_name}"))
+        .clone();
+    assert!(
+        tool.validator.is_valid(args),
+        "{group}: the bench arguments must be valid"
+    );
+    let ToolBinding::Http { target, operation } = &tool.binding;
+    let args_map = args.as_object().unwrap().clone();
+    toolgate::targets::http::build_request(target, operation, &args_map).unwrap();
+
+    let mut g = c.benchmark_group(group);
+    g.bench_function("jsonrpc_parse", |b| {
         b.iter(|| {
-            serde_json::from_str::<toolgate::mcp::jsonrpc::Message>(std::hint::black_box(&call))
+            serde_json::from_str::<toolgate::mcp::jsonrpc::Message>(std::hint::black_box(&message))
                 .unwrap()
         })
     });
-
-    let tool = endpoint.catalog().get("api___getPet").unwrap().clone();
-    c.bench_function("tool_lookup", |b| {
+    g.bench_function("arguments_parse", |b| {
+        let raw = args.to_string();
+        b.iter(|| serde_json::from_str::<Value>(std::hint::black_box(&raw)).unwrap())
+    });
+    g.bench_function("tool_lookup", |b| {
         b.iter(|| {
             endpoint
                 .catalog()
-                .get(std::hint::black_box("api___getPet"))
+                .get(std::hint::black_box(tool_name))
                 .is_some()
         })
     });
-    let args = json!({"petId": "7", "fields": ["name", "tag"], "tags": ["a", "b"], "X-Request-Tag": "bench"});
-    c.bench_function("validate_arguments", |b| {
-        b.iter(|| tool.validator.is_valid(std::hint::black_box(&args)))
+    g.bench_function("validate_arguments", |b| {
+        b.iter(|| tool.validator.is_valid(std::hint::black_box(args)))
     });
-    let toolgate::catalog::ToolBinding::Http { target, operation } = &tool.binding;
-    let args_map = args.as_object().unwrap().clone();
-    c.bench_function("build_request", |b| {
+    g.bench_function("build_request", |b| {
         b.iter(|| {
             toolgate::targets::http::build_request(
                 target,
@@ -119,11 +138,161 @@ fn bench(c: &mut Criterion) {
             .unwrap()
         })
     });
+    g.finish();
+}
 
-    c.bench_function("tools_list_page", |b| {
-        b.iter(|| rt.block_on(endpoint.handle_message(list.as_bytes(), &list_headers)))
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let addr = rt.block_on(upstream());
+    let base = format!("http://{addr}");
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let endpoint = endpoint_for(
+        dir.path(),
+        "api",
+        &fixtures.join("testapi.yaml"),
+        &format!("{base}/api"),
+    );
+
+    // --- the test API's getPet: path, form/exploded query arrays, a header parameter
+    let pet_args = json!({"petId": "7", "fields": ["name", "tag"], "tags": ["a", "b"], "X-Request-Tag": "bench"});
+    steps(c, "testapi_getPet", &endpoint, "api___getPet", &pet_args);
+
+    // --- large real documents
+    let real = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/specs/real"));
+    if real.join("openai.yaml").exists() {
+        let openai = endpoint_for(dir.path(), "openai", &real.join("openai.yaml"), &base);
+        let args = json!({
+            "model": "gpt-4o",
+            "messages": [
+                {"role": "system", "content": "You are a terse assistant."},
+                {"role": "user", "content": "Summarise the plot of Hamlet in one sentence."}
+            ],
+            "temperature": 0.2,
+            "max_tokens": 64,
+            "n": 1,
+            "stream": false
+        });
+        steps(
+            c,
+            "openai_createChatCompletion",
+            &openai,
+            "openai___createChatCompletion",
+            &args,
+        );
+    } else {
+        eprintln!("skipping the OpenAI benches: {} not found", real.display());
+    }
+    if real.join("twilio_api_v2010.json").exists() {
+        let twilio = endpoint_for(
+            dir.path(),
+            "twilio",
+            &real.join("twilio_api_v2010.json"),
+            &base,
+        );
+        let args = json!({
+            "AccountSid": "AC00000000000000000000000000000000",
+            "To": "+15558675310",
+            "From": "+15017122661",
+            "Body": "Your table for two is confirmed for 8pm.",
+            "StatusCallback": "https://example.com/status"
+        });
+        steps(
+            c,
+            "twilio_CreateMessage",
+            &twilio,
+            "twilio___CreateMessage",
+            &args,
+        );
+    }
+
+    // --- answer mapping: JSON -> structuredContent + text block
+    let tool = endpoint.catalog().get("api___getPet").unwrap().clone();
+    let mut g = c.benchmark_group("answer_mapping");
+    for (label, body) in [
+        ("small_json_42B", Bytes::from_static(ANSWER.as_bytes())),
+        (
+            "json_10KB",
+            Bytes::from(
+                json!({"items": (0..100).map(|i| json!({"id": i, "name": format!("pet {i}"), "tag": "dog \"quoted\"", "age": i % 15})).collect::<Vec<_>>()})
+                    .to_string(),
+            ),
+        ),
+    ] {
+        let answer = UpstreamAnswer {
+            status: 200,
+            media_type: "application/json".into(),
+            body,
+            is_json: true,
+            truncated: false,
+        };
+        let id = serde_json::value::RawValue::from_string("1".into()).unwrap();
+        g.bench_with_input(BenchmarkId::new("json", label), &answer, |b, answer| {
+            let mut out = Vec::new();
+            b.iter(|| {
+                out.clear();
+                toolgate::mcp::write_tool_answer(&mut out, &id, Era::Modern, &tool, answer);
+                out.len()
+            })
+        });
+    }
+    g.finish();
+
+    // TODO(cache): the cache-hit path (lookup by tool + canonical arguments, answer from
+    // memory) belongs here once the moka response cache lands; no cache exists yet.
+
+    // --- tools/list over the small catalog and over 10,000 tools
+    let list = |cursor: Option<String>| {
+        let mut params = json!({"_meta": meta()});
+        if let Some(c) = cursor {
+            params["cursor"] = json!(c);
+        }
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": params}).to_string()
+    };
+    let list_headers = modern_headers("tools/list", None);
+    let first = list(None);
+    c.bench_function("tools_list_page/testapi", |b| {
+        b.iter(|| rt.block_on(endpoint.handle_message(first.as_bytes(), &list_headers)))
     });
+    let spec10k = dir.path().join("gen10k.json");
+    std::fs::write(&spec10k, generate::openapi_with_operations(10_000)).unwrap();
+    let big = endpoint_for(dir.path(), "gen", &spec10k, &base);
+    assert_eq!(big.catalog().len(), 10_000);
+    // The cursor of the page starting at tool 5,000, taken from the server's own answers.
+    let mut cursor = None;
+    for _ in 0..(5_000 / big.settings().page_size) {
+        let toolgate::mcp::Reply::Json(_, body) =
+            rt.block_on(big.handle_message(list(cursor.clone()).as_bytes(), &list_headers))
+        else {
+            panic!("tools/list answered nothing")
+        };
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        cursor = v["result"]["nextCursor"].as_str().map(String::from);
+    }
+    let middle = list(cursor);
+    let mut g = c.benchmark_group("tools_list_10000");
+    g.bench_function("first_page", |b| {
+        b.iter(|| rt.block_on(big.handle_message(first.as_bytes(), &list_headers)))
+    });
+    g.bench_function("page_at_5000", |b| {
+        b.iter(|| rt.block_on(big.handle_message(middle.as_bytes(), &list_headers)))
+    });
+    g.bench_function("tool_lookup", |b| {
+        b.iter(|| {
+            big.catalog()
+                .get(std::hint::black_box("gen___getResource1234"))
+                .is_some()
+        })
+    });
+    g.finish();
 
+    // --- the whole call through the endpoint, next to the direct upstream request
+    let call = call_message("api___getPet", &pet_args);
+    let call_headers = modern_headers("tools/call", Some("api___getPet"));
     let mut group = c.benchmark_group("tools_call_vs_direct");
     group.bench_function("gateway_tools_call", |b| {
         b.iter(|| rt.block_on(endpoint.handle_message(call.as_bytes(), &call_headers)))

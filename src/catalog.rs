@@ -281,9 +281,12 @@ impl Catalog {
         cache_for: &dyn Fn(&ToolSpec) -> Option<ToolCache>,
     ) -> Vec<ToolBuildError> {
         let mut errors = Vec::new();
-        for spec in specs {
+        // Compiling schemas is most of the load time of a large document and independent of
+        // naming: done on every core first, then the tools are named and added in order.
+        let compiled = compile_all(&specs);
+        for (spec, validator) in specs.into_iter().zip(compiled) {
             let name = naming.unique(naming.full_name(&target.name, &spec.name), &self.index);
-            match build_tool(&name, &spec) {
+            match build_tool(&name, &spec, validator) {
                 Ok((definition, validator)) => {
                     let cache = cache_for(&spec);
                     let tool = Tool {
@@ -341,10 +344,41 @@ impl Catalog {
     }
 }
 
-/// Serializes the definition and compiles the input schema.
+/// Compiles the schemas of every tool, on up to one thread per core (at most 8) for large
+/// batches; results are in the order of `specs`.
+fn compile_all(specs: &[ToolSpec]) -> Vec<Result<jsonschema::Validator, String>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    if threads == 1 || specs.len() < 64 {
+        return specs.iter().map(compile_tool).collect();
+    }
+    let chunk = specs.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = specs
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(compile_tool).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
+}
+
+/// Compiles the input schema (kept) and checks that the output schema compiles.
+fn compile_tool(spec: &ToolSpec) -> Result<jsonschema::Validator, String> {
+    let validator = compile_schema(&spec.input_schema)
+        .map_err(|e| format!("inputSchema does not compile: {e}"))?;
+    if let Some(output) = &spec.output_schema {
+        compile_schema(output).map_err(|e| format!("outputSchema does not compile: {e}"))?;
+    }
+    Ok(validator)
+}
+
+/// Serializes the definition; pairs it with the compiled validator.
 fn build_tool(
     name: &str,
     spec: &ToolSpec,
+    validator: Result<jsonschema::Validator, String>,
 ) -> Result<(Box<RawValue>, jsonschema::Validator), String> {
     let definition = ToolDefinition {
         name,
@@ -358,12 +392,7 @@ fn build_tool(
         },
     };
     let definition = serde_json::value::to_raw_value(&definition).map_err(|e| e.to_string())?;
-    let validator = compile_schema(&spec.input_schema)
-        .map_err(|e| format!("inputSchema does not compile: {e}"))?;
-    if let Some(output) = &spec.output_schema {
-        compile_schema(output).map_err(|e| format!("outputSchema does not compile: {e}"))?;
-    }
-    Ok((definition, validator))
+    Ok((definition, validator?))
 }
 
 /// Compiles a schema as JSON Schema 2020-12 (the MCP default dialect), with format

@@ -422,6 +422,27 @@ fn unsupported_version(requested: &str) -> RpcError {
     .with_data(serde_json::json!({ "supported": SUPPORTED_VERSIONS, "requested": requested }))
 }
 
+/// Writes the complete JSON-RPC response of a `tools/call` whose upstream answered `answer`
+/// (JSON gives `structuredContent` plus a text block). The request path's answer mapping,
+/// public for the benches.
+pub fn write_tool_answer(
+    out: &mut Vec<u8>,
+    id: &RawValue,
+    era: Era,
+    tool: &crate::catalog::Tool,
+    answer: &crate::targets::UpstreamAnswer,
+) {
+    let headers = HeaderMap::new();
+    let span = SpanGuard::none();
+    let call = Call {
+        id,
+        era,
+        headers: &headers,
+        span: &span,
+    };
+    tools_call::write_answer(out, &call, tool, answer);
+}
+
 /// A header's value with optional whitespace trimmed, if present and visible ASCII.
 fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers

@@ -355,6 +355,11 @@ fn validation_report(tool: &Tool, arguments: &Value) -> String {
     text
 }
 
+/// Writes the complete response of a `tools/call` whose upstream answered `answer`.
+pub(super) fn write_answer(out: &mut Vec<u8>, call: &Call<'_>, tool: &Tool, answer: &UpstreamAnswer) {
+    write_result(out, call, &answer_fragment(tool, answer));
+}
+
 /// The fragment of an `isError` result with one text block.
 fn error_fragment(text: &str) -> Bytes {
     let mut out = Vec::with_capacity(text.len() + 64);

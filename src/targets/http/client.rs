@@ -116,17 +116,19 @@ impl HttpClient {
             request.headers_mut().insert(name, value);
         }
         let started = Instant::now();
-        let authority = Authority::of(request.uri());
+        // A cheap reference-counted copy: the `host:port` text is only formatted when an
+        // error or the debug log needs it, not on every call.
+        let uri = request.uri().clone();
         let result = tokio::time::timeout(
             target.timeout,
-            self.exchange(request, target.max_response_bytes, &authority),
+            self.exchange(request, target.max_response_bytes, &uri),
         )
         .await
         .unwrap_or(Err(UpstreamError::Timeout(target.timeout)));
         tracing::debug!(
             target = %target.name,
             method = %op.method,
-            upstream = %authority,
+            upstream = %Authority::of(&uri),
             elapsed_ms = started.elapsed().as_millis() as u64,
             status = match &result {
                 Ok(answer) => answer.status,
@@ -142,20 +144,18 @@ impl HttpClient {
         &self,
         request: http::Request<RequestBody>,
         max_bytes: usize,
-        authority: &Authority,
+        uri: &http::Uri,
     ) -> Result<UpstreamAnswer, UpstreamError> {
-        let response = self
-            .inner
-            .request(request)
-            .await
-            .map_err(|e| transport_error(authority, &e))?;
+        let failed =
+            |e: &(dyn std::error::Error + 'static)| transport_error(&Authority::of(uri), e);
+        let response = self.inner.request(request).await.map_err(|e| failed(&e))?;
         let (parts, body) = response.into_parts();
         let status = parts.status.as_u16();
 
         if !parts.status.is_success() {
             let (excerpt, _) = read_capped(body, ERROR_EXCERPT_BYTES, None)
                 .await
-                .map_err(|e| transport_error(authority, &e))?;
+                .map_err(|e| failed(&e))?;
             return Err(UpstreamError::Status {
                 status,
                 body_excerpt: excerpt_text(&excerpt),
@@ -169,7 +169,7 @@ impl HttpClient {
             .and_then(|v| v.parse::<usize>().ok());
         let (body, truncated) = read_capped(body, max_bytes, length_hint)
             .await
-            .map_err(|e| transport_error(authority, &e))?;
+            .map_err(|e| failed(&e))?;
         let media_type = media_type(parts.headers.get(header::CONTENT_TYPE));
         let is_json = !truncated && is_json_type(&media_type) && is_valid_json(&body);
         Ok(UpstreamAnswer {
