@@ -229,6 +229,7 @@ fn bench(c: &mut Criterion) {
             body,
             is_json: true,
             truncated: false,
+            cache: Default::default(),
         };
         let id = serde_json::value::RawValue::from_string("1".into()).unwrap();
         g.bench_with_input(BenchmarkId::new("json", label), &answer, |b, answer| {
