@@ -3,7 +3,7 @@
 //! - (a) a fast upstream called directly (a minimal hyper server answering a fixed JSON);
 //! - (b) a bare hyper reverse proxy in front of it (the floor for "a hyper-based proxy");
 //! - (c) toolgate `tools/call` (no cache) in front of it;
-//! - (d) toolgate cache hit: TODO, the response cache does not exist yet;
+//! - (d) toolgate cache hit: the same `tools/call` on a target with `cache: {ttl: 10m}`;
 //! - (e) toolgate `tools/list`.
 //!
 //! Every system under test is its own child process (the upstream and the bare proxy are
@@ -343,7 +343,7 @@ fn gateway_dir(upstream: SocketAddr) -> tempfile::TempDir {
     std::fs::write(
         dir.path().join("gateway.yaml"),
         format!(
-            "listen: 127.0.0.1:0\ngateway:\n  name: loadgen\ntargets:\n  - name: api\n    openapi: {{spec: testapi.yaml, base_url: \"http://{upstream}/api\"}}\n"
+            "listen: 127.0.0.1:0\ngateway:\n  name: loadgen\ntargets:\n  - name: api\n    openapi: {{spec: testapi.yaml, base_url: \"http://{upstream}/api\"}}\n  - name: cached\n    openapi: {{spec: testapi.yaml, base_url: \"http://{upstream}/api\", include: {{operations: [getPet]}}}}\n    cache: {{ttl: 10m}}\n"
         ),
     )
     .unwrap();
@@ -375,6 +375,15 @@ fn tools_call() -> Workload {
         body: Bytes::from(body),
         expect: b"\"isError\":false",
     }
+}
+
+/// (d): the same call on the cached target; the warm-up fills the one entry.
+fn tools_call_cached() -> Workload {
+    let mut w = tools_call();
+    w.body =
+        Bytes::from(String::from_utf8_lossy(&w.body).replace("api___getPet", "cached___getPet"));
+    w.headers[2].1 = "cached___getPet".into();
+    w
 }
 
 fn tools_list() -> Workload {
@@ -600,8 +609,16 @@ fn macro_bench(opts: &Options) {
             toolgate.pid(),
             up,
         );
-        // TODO(cache): (d) toolgate cache hit, once the moka response cache lands: the same
-        // tools/call with `cache: { ttl: 60s }` on the target, measured after one priming call.
+        let d = drive(
+            &rt,
+            "d_toolgate_cache_hit",
+            toolgate.addr,
+            &tools_call_cached(),
+            c,
+            opts,
+            toolgate.pid(),
+            up,
+        );
         let e = drive(
             &rt,
             "e_toolgate_tools_list",
@@ -612,7 +629,7 @@ fn macro_bench(opts: &Options) {
             toolgate.pid(),
             up,
         );
-        results.extend([a, b, cc, e]);
+        results.extend([a, b, cc, d, e]);
     }
     let report = report(&results);
     println!("{report}");
@@ -651,17 +668,19 @@ fn report(results: &[Measured]) -> String {
     let mut concurrencies: Vec<usize> = results.iter().map(|m| m.concurrency).collect();
     concurrencies.dedup();
     for c in concurrencies {
-        let (Some(a), Some(b), Some(cc), Some(e)) = (
+        let (Some(a), Some(b), Some(cc), Some(d), Some(e)) = (
             find(results, "a_upstream_direct", c),
             find(results, "b_bare_hyper_proxy", c),
             find(results, "c_toolgate_tools_call", c),
+            find(results, "d_toolgate_cache_hit", c),
             find(results, "e_toolgate_tools_list", c),
         ) else {
             continue;
         };
         s.push_str(&format!(
-            "concurrency {c}: CPU/req c/b = {:.2} (target <= 2.00), e/b = {:.2}, d/b = TODO (no cache yet); throughput c/b = {:.2}; added p50 c-a = {:.0} µs vs b-a = {:.0} µs; added p99 c-a = {:.0} µs (target < 1000)\n",
+            "concurrency {c}: CPU/req c/b = {:.2} (target <= 2.00), d/b = {:.2} (target <= 0.50), e/b = {:.2}; throughput c/b = {:.2}; added p50 c-a = {:.0} µs vs b-a = {:.0} µs; added p99 c-a = {:.0} µs (target < 1000)\n",
             cc.cpu_us_per_req / b.cpu_us_per_req,
+            d.cpu_us_per_req / b.cpu_us_per_req,
             e.cpu_us_per_req / b.cpu_us_per_req,
             cc.rps / b.rps,
             cc.p50_us - a.p50_us,

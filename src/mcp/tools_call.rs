@@ -356,7 +356,12 @@ fn validation_report(tool: &Tool, arguments: &Value) -> String {
 }
 
 /// Writes the complete response of a `tools/call` whose upstream answered `answer`.
-pub(super) fn write_answer(out: &mut Vec<u8>, call: &Call<'_>, tool: &Tool, answer: &UpstreamAnswer) {
+pub(super) fn write_answer(
+    out: &mut Vec<u8>,
+    call: &Call<'_>,
+    tool: &Tool,
+    answer: &UpstreamAnswer,
+) {
     write_result(out, call, &answer_fragment(tool, answer));
 }
 
