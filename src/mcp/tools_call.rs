@@ -58,6 +58,11 @@ pub(super) async fn handle(
                 .with_data(serde_json::json!({ "name": params.name })),
         );
     };
+    if let Some(auth) = endpoint.settings().inbound.as_deref()
+        && let Some(needed) = auth.missing_tool_scopes(call.caller, &tool.name)
+    {
+        return Err(deny(auth, call, tool, needed));
+    }
     let started = Instant::now();
     let metrics = &tool.metrics;
     metrics.request_bytes.observe(params_len as f64);
@@ -79,16 +84,20 @@ pub(super) async fn handle(
     }
     let _in_flight = InFlight::enter(&metrics.in_flight);
     let (rendered, cache_use) = match &tool.cache {
-        None => (execute(endpoint, tool, &arguments).await, CacheUse::Off),
+        None => (
+            execute(endpoint, call, tool, &arguments).await,
+            CacheUse::Off,
+        ),
         Some(policy) => {
             // Without inbound authentication every caller is anonymous, so `caller` scope
             // and `shared` scope key alike.
             let caller: Option<&Arc<str>> = match policy.scope {
-                CacheScope::Caller | CacheScope::Shared => None,
+                CacheScope::Caller => call.caller.map(|c| &c.cache_key),
+                CacheScope::Shared => None,
             };
             let key = CacheKey::new(&tool.name, &arguments, caller);
             let fill = async {
-                let rendered = execute(endpoint, tool, &arguments).await;
+                let rendered = execute(endpoint, call, tool, &arguments).await;
                 match rendered.keep_for(policy.ttl, policy.scope) {
                     Some(ttl) => Ok(Arc::new(CachedAnswer {
                         fragment: rendered.fragment.clone(),
@@ -111,8 +120,47 @@ pub(super) async fn handle(
     Ok(())
 }
 
+/// Refuses a call for lack of scopes: 403 with an `insufficient_scope` challenge (MCP
+/// authorization, "Runtime Insufficient Scope Errors"), counted and logged.
+fn deny(
+    auth: &crate::auth::inbound::InboundAuth,
+    call: &Call<'_>,
+    tool: &Tool,
+    needed: &[String],
+) -> RpcError {
+    tool.metrics.outcome(Outcome::Denied);
+    auth.count_failure(&crate::auth::inbound::AuthError::InsufficientScope(
+        needed.to_vec(),
+    ));
+    tracing::info!(
+        target: "toolgate::call",
+        id = call.id.get(),
+        tool = %tool.name,
+        sub = call.caller.and_then(|c| c.subject.as_deref()),
+        client = call.caller.and_then(|c| c.client.as_deref()),
+        outcome = Outcome::Denied.as_str(),
+        "tool call"
+    );
+    let mut error = RpcError::new(
+        super::jsonrpc::code::INVALID_REQUEST,
+        format!(
+            "insufficient scope: tool {} needs the scopes `{}`",
+            tool.name,
+            needed.join(" ")
+        ),
+    )
+    .with_status(http::StatusCode::FORBIDDEN);
+    error.challenge = Some(auth.insufficient_scope_challenge(needed));
+    error
+}
+
 /// Calls the tool's upstream and renders the result content.
-async fn execute(endpoint: &McpEndpoint, tool: &Tool, arguments: &Value) -> Rendered {
+async fn execute(
+    endpoint: &McpEndpoint,
+    call: &Call<'_>,
+    tool: &Tool,
+    arguments: &Value,
+) -> Rendered {
     let Value::Object(arguments) = arguments else {
         return Rendered::new(
             error_fragment("arguments must be an object"),
@@ -122,7 +170,10 @@ async fn execute(endpoint: &McpEndpoint, tool: &Tool, arguments: &Value) -> Rend
     match &tool.binding {
         ToolBinding::Http { target, operation } => {
             let sent = Instant::now();
-            let result = endpoint.http.call(target, operation, arguments).await;
+            let result = endpoint
+                .http
+                .call_as(target, operation, arguments, call.caller)
+                .await;
             let upstream = sent.elapsed();
             tool.metrics
                 .upstream_duration
@@ -153,6 +204,7 @@ async fn execute(endpoint: &McpEndpoint, tool: &Tool, arguments: &Value) -> Rend
                         UpstreamError::Timeout(_) => Outcome::Timeout,
                         UpstreamError::Transport(_) => Outcome::UpstreamError,
                         UpstreamError::Request(_) => Outcome::InvalidArguments,
+                        UpstreamError::Credentials(_) => Outcome::UpstreamError,
                     };
                     let mut r = Rendered::new(
                         error_fragment(&format!("Tool {} failed: {error}", tool.name)),
@@ -249,6 +301,8 @@ fn finish(call: &Call<'_>, tool: &Tool, rendered: &Rendered, cache: CacheUse, st
         id = call.id.get(),
         tool = %tool.name,
         target_name = %tool.target,
+        sub = call.caller.and_then(|c| c.subject.as_deref()),
+        client = call.caller.and_then(|c| c.client.as_deref()),
         outcome = rendered.outcome.as_str(),
         status = rendered.status,
         duration_us = elapsed.as_micros() as u64,

@@ -17,6 +17,9 @@ use serde_json::{Map, Value};
 
 use super::request::{RequestBody, build_request};
 use super::{HttpOperation, HttpTarget};
+use crate::auth::Caller;
+use crate::auth::oauth2::TokenError;
+use crate::auth::outbound::CredentialProvider;
 use crate::targets::{UpstreamAnswer, UpstreamError};
 
 /// Largest part of a non-2xx answer's body kept in [`UpstreamError::Status`].
@@ -99,15 +102,46 @@ impl HttpClient {
         op: &HttpOperation,
         args: &Map<String, Value>,
     ) -> Result<UpstreamAnswer, UpstreamError> {
+        self.call_as(target, op, args, None).await
+    }
+
+    /// [`call`](Self::call) on behalf of a verified caller: targets with `passthrough` or
+    /// token exchange credentials need its token. Static credentials take the same path as
+    /// `call`; OAuth2 ones get their token first (within the same time limit) and retry once
+    /// with a fresh token when the upstream answers 401.
+    pub async fn call_as(
+        &self,
+        target: &HttpTarget,
+        op: &HttpOperation,
+        args: &Map<String, Value>,
+        caller: Option<&Caller>,
+    ) -> Result<UpstreamAnswer, UpstreamError> {
         let request = build_request(target, op, args)?;
         let started = Instant::now();
         let authority = Authority::of(request.uri());
-        let result = tokio::time::timeout(
-            target.timeout,
-            self.exchange(request, target.max_response_bytes, &authority),
-        )
-        .await
-        .unwrap_or(Err(UpstreamError::Timeout(target.timeout)));
+        let work = async {
+            match &target.credentials {
+                Some(credentials) if credentials.is_dynamic() => {
+                    self.exchange_with_token(
+                        credentials,
+                        request,
+                        target,
+                        op,
+                        args,
+                        caller,
+                        &authority,
+                    )
+                    .await
+                }
+                _ => {
+                    self.exchange(request, target.max_response_bytes, &authority)
+                        .await
+                }
+            }
+        };
+        let result = tokio::time::timeout(target.timeout, work)
+            .await
+            .unwrap_or(Err(UpstreamError::Timeout(target.timeout)));
         tracing::debug!(
             target = %target.name,
             method = %op.method,
@@ -121,6 +155,108 @@ impl HttpClient {
             "upstream call"
         );
         result
+    }
+
+    /// Adds an OAuth2 token to `request` and sends it; on a 401, drops that token and
+    /// retries once with a fresh one.
+    #[allow(clippy::too_many_arguments)]
+    async fn exchange_with_token(
+        &self,
+        credentials: &CredentialProvider,
+        request: http::Request<RequestBody>,
+        target: &HttpTarget,
+        op: &HttpOperation,
+        args: &Map<String, Value>,
+        caller: Option<&Caller>,
+        authority: &Authority,
+    ) -> Result<UpstreamAnswer, UpstreamError> {
+        let no_token = |e: TokenError| {
+            UpstreamError::Credentials(format!("no access token for target `{}`: {e}", target.name))
+        };
+        let caller_token = || {
+            caller.map(Caller::token).ok_or_else(|| {
+                UpstreamError::Credentials(format!(
+                    "target `{}` acts with the caller's token, but this call carries none (inbound authentication is off)",
+                    target.name
+                ))
+            })
+        };
+        let max = target.max_response_bytes;
+        let with = |mut request: http::Request<RequestBody>, value: &http::HeaderValue| {
+            request
+                .headers_mut()
+                .insert(header::AUTHORIZATION, value.clone());
+            request
+        };
+        match credentials {
+            CredentialProvider::OAuth2(source) => {
+                let token = source.token(self, target.timeout).await.map_err(no_token)?;
+                match self
+                    .exchange(with(request, &token.authorization), max, authority)
+                    .await
+                {
+                    Err(UpstreamError::Status { status: 401, .. }) => {
+                        source.invalidate(&token);
+                        let token = source.token(self, target.timeout).await.map_err(no_token)?;
+                        let retry = build_request(target, op, args)?;
+                        self.exchange(with(retry, &token.authorization), max, authority)
+                            .await
+                    }
+                    other => other,
+                }
+            }
+            CredentialProvider::TokenExchange(exchange) => {
+                let subject = caller_token()?;
+                let token = exchange
+                    .token(self, subject, target.timeout)
+                    .await
+                    .map_err(no_token)?;
+                match self
+                    .exchange(with(request, &token.authorization), max, authority)
+                    .await
+                {
+                    Err(UpstreamError::Status { status: 401, .. }) => {
+                        exchange.invalidate(subject).await;
+                        let token = exchange
+                            .token(self, subject, target.timeout)
+                            .await
+                            .map_err(no_token)?;
+                        let retry = build_request(target, op, args)?;
+                        self.exchange(with(retry, &token.authorization), max, authority)
+                            .await
+                    }
+                    other => other,
+                }
+            }
+            CredentialProvider::Passthrough => {
+                let mut value = http::HeaderValue::try_from(format!("Bearer {}", caller_token()?))
+                    .map_err(|_| {
+                        UpstreamError::Credentials(
+                            "the caller's token is not a valid header value".into(),
+                        )
+                    })?;
+                value.set_sensitive(true);
+                self.exchange(with(request, &value), max, authority).await
+            }
+            CredentialProvider::Bearer { .. } | CredentialProvider::ApiKey { .. } => {
+                self.exchange(request, max, authority).await
+            }
+        }
+    }
+
+    /// Sends a request the gateway makes on its own behalf (OIDC discovery, JWKS, OAuth2
+    /// token requests) over the same pool, within `timeout` and reading at most
+    /// `max_bytes`. A non-2xx answer is an [`UpstreamError::Status`] with a body excerpt.
+    pub async fn send(
+        &self,
+        request: http::Request<RequestBody>,
+        max_bytes: usize,
+        timeout: Duration,
+    ) -> Result<UpstreamAnswer, UpstreamError> {
+        let authority = Authority::of(request.uri());
+        tokio::time::timeout(timeout, self.exchange(request, max_bytes, &authority))
+            .await
+            .unwrap_or(Err(UpstreamError::Timeout(timeout)))
     }
 
     async fn exchange(
