@@ -512,6 +512,19 @@ async fn claim_rules_and_the_cache_keyed_by_caller() {
     let reader = idp.token("reader", RESOURCE, "tools:read").await;
     assert_eq!(list(&gateway, Some(&reader)).await.0, 200);
 
+    // `audiences: []` (issuers without `aud` in access tokens, like Amazon Cognito): the
+    // client list decides, and a token without `aud` passes.
+    let yaml = format!(
+        "inbound:\n  resource: {RESOURCE}\n  jwt:\n    issuer: {iss}\n    jwks_uri: {iss}/jwks\n    audiences: []\n    allowed_clients: [agent-1]\ntargets: []\n",
+        iss = idp.issuer()
+    );
+    let no_aud_gateway = Gateway::start(&yaml, &[]).await;
+    let claims = |client: &str| json!({"iss": idp.issuer(), "client_id": client, "exp": now() + 60, "token_use": "access"});
+    let no_aud = idp.sign(claims("agent-1"), "RS256", false).await;
+    assert_eq!(list(&no_aud_gateway, Some(&no_aud)).await.0, 200);
+    let other_client = idp.sign(claims("agent-2"), "RS256", false).await;
+    assert_eq!(list(&no_aud_gateway, Some(&other_client)).await.0, 403);
+
     // scope: caller is the default with inbound auth: each caller fills its own entries.
     let gateway2 = self::gateway(&idp, &upstream, "", "cache: { ttl: 10m }").await;
     let a = idp.token("agent-1", RESOURCE, "").await;
@@ -785,6 +798,11 @@ fn auth_configuration_errors_are_located_and_secrets_hidden() {
     assert!(err.message.contains("https"), "{err}");
     let err = parse("inbound:\n  resource: https://gw.example.com/mcp\n  jwt:\n    issuer: https://idp.example.com\n    jwks_uri: https://idp.example.com/jwks\n    claims:\n      - { claim: groups, equals: a, contains: b }\n").unwrap_err();
     assert_eq!(err.line, 7, "{err}");
+    let err = parse("inbound:\n  resource: https://gw.example.com/mcp\n  jwt:\n    issuer: https://idp.example.com\n    jwks_uri: https://idp.example.com/jwks\n    audiences: []\n").unwrap_err();
+    assert!(
+        err.message.contains("allowed_clients"),
+        "no audience check needs a client list: {err}"
+    );
     let err = parse("targets:\n  - name: a\n    openapi: {spec: x.yaml}\n    scopes: [admin]\n")
         .unwrap_err();
     assert!(

@@ -56,9 +56,11 @@ pub struct JwtConfig {
     /// The JWKS document (with `issuer`).
     #[serde(default)]
     pub jwks_uri: Option<Spanned<String>>,
-    /// Accepted `aud` values (default: `inbound.resource`).
+    /// Accepted `aud` values (default: `inbound.resource`). `[]` turns the audience check
+    /// off, for issuers whose access tokens carry no `aud` (Amazon Cognito); it then needs
+    /// `allowed_clients`.
     #[serde(default)]
-    pub audiences: Vec<String>,
+    pub audiences: Option<Vec<String>>,
     /// Accepted `client_id` / `azp` / `cid` values (default: any client).
     #[serde(default)]
     pub allowed_clients: Vec<String>,
@@ -186,7 +188,7 @@ impl InboundConfig {
                     ));
                 }
             }
-            None if jwt.audiences.is_empty() => {
+            None if jwt.audiences.as_ref().is_none_or(Vec::is_empty) => {
                 return Err(err(
                     at,
                     "inbound needs `resource:` (the public URL of this gateway's /mcp, e.g. https://gateway.example.com/mcp) or inbound.jwt.audiences".into(),
@@ -210,6 +212,12 @@ impl InboundConfig {
                     "a claims rule is `{claim: NAME, equals: V}`, `{claim: NAME, contains: V}` or `{claim: NAME, contains_any: [V, ...]}`".into(),
                 ));
             }
+        }
+        if jwt.audiences.as_ref().is_some_and(Vec::is_empty) && jwt.allowed_clients.is_empty() {
+            return Err(err(
+                at,
+                "inbound.jwt.audiences is empty (no audience check): then allowed_clients must list the accepted clients".into(),
+            ));
         }
         if jwt.leeway.is_some_and(|l| l > Duration::from_secs(300)) {
             return Err(err(at, "inbound.jwt.leeway is at most 5m".into()));
@@ -394,12 +402,12 @@ impl InboundAuth {
             .resource
             .as_ref()
             .map(|r| r.value.clone())
-            .unwrap_or_else(|| jwt.audiences[0].clone());
-        let audiences = if jwt.audiences.is_empty() {
-            vec![resource.clone()]
-        } else {
-            jwt.audiences.clone()
-        };
+            .or_else(|| jwt.audiences.as_ref().and_then(|a| a.first().cloned()))
+            .unwrap_or_default();
+        let audiences = jwt
+            .audiences
+            .clone()
+            .unwrap_or_else(|| vec![resource.clone()]);
         let keys = Arc::new(KeyStore::new(
             source,
             http,
@@ -512,9 +520,15 @@ impl InboundAuth {
         let mut validation = Validation::new(algorithm);
         validation.leeway = self.leeway.as_secs();
         validation.validate_nbf = true;
-        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
         validation.set_issuer(&[&keys.issuer]);
-        validation.set_audience(&self.audiences);
+        if self.audiences.is_empty() {
+            // `audiences: []` (validated to come with allowed_clients).
+            validation.validate_aud = false;
+            validation.set_required_spec_claims(&["exp", "iss"]);
+        } else {
+            validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+            validation.set_audience(&self.audiences);
+        }
 
         let mut last_error = None;
         let mut claims = None;

@@ -69,7 +69,7 @@ pub struct RpcError {
     /// HTTP status of the response carrying it.
     pub status: http::StatusCode,
     /// A `WWW-Authenticate` challenge to send with it (403 `insufficient_scope`).
-    pub challenge: Option<http::HeaderValue>,
+    pub challenge: Option<Box<http::HeaderValue>>,
 }
 
 impl RpcError {

@@ -281,7 +281,7 @@ impl McpEndpoint {
             Err(error) => {
                 let body = jsonrpc::error_response(Some(id), &error);
                 match error.challenge {
-                    Some(challenge) => Reply::Challenge(error.status, body, challenge),
+                    Some(challenge) => Reply::Challenge(error.status, body, *challenge),
                     None => Reply::Json(error.status, body),
                 }
             }

@@ -150,7 +150,7 @@ fn deny(
         ),
     )
     .with_status(http::StatusCode::FORBIDDEN);
-    error.challenge = Some(auth.insufficient_scope_challenge(needed));
+    error.challenge = Some(Box::new(auth.insufficient_scope_challenge(needed)));
     error
 }
 
