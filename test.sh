@@ -3,5 +3,14 @@
 # (official MCP clients against a real toolgate process). Installs what it needs.
 set -euo pipefail
 cd "$(dirname "$0")"
+# The auth tests run a real OpenID Connect provider (panva's oidc-provider, pinned in
+# tests/idp/package-lock.json) installed into the ignored tests/idp/node_modules.
+idp_stamp=tests/idp/node_modules/.toolgate-stamp
+idp_want="$(sha256sum tests/idp/package-lock.json | cut -d' ' -f1)"
+if [ "$(cat "$idp_stamp" 2>/dev/null)" != "$idp_want" ]; then
+  echo "test.sh: npm ci in tests/idp" >&2
+  (cd tests/idp && npm ci --no-audit --no-fund --loglevel=error) >&2
+  echo "$idp_want" > "$idp_stamp"
+fi
 cargo test --locked
 tests/interop/run.sh

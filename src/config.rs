@@ -24,9 +24,9 @@ pub struct Config {
     /// Gateway-wide settings.
     #[serde(default)]
     pub gateway: GatewaySettings,
-    /// Inbound authentication of MCP callers.
+    /// Inbound authentication of MCP callers (JWT bearer tokens).
     #[serde(default)]
-    pub inbound: Option<Spanned<serde_json::Value>>,
+    pub inbound: Option<crate::auth::inbound::InboundConfig>,
     /// The systems behind the gateway.
     #[serde(default)]
     pub targets: Vec<TargetConfig>,
@@ -140,6 +140,9 @@ pub struct TargetConfig {
     /// Per-operation settings, by operationId (or `<method>_<path>` without one).
     #[serde(default)]
     pub operations: indexmap::IndexMap<String, OperationConfig>,
+    /// Scopes a caller's token needs to see and call this target's tools (inbound auth).
+    #[serde(default)]
+    pub scopes: Vec<String>,
 }
 
 /// `targets[].cache`.
@@ -171,6 +174,9 @@ pub struct OperationConfig {
     /// `methods` or `scope` (and enables caching when the target has none).
     #[serde(default)]
     pub cache: Option<CacheOverride>,
+    /// Scopes needed for this tool (replace the target's `scopes`; inbound auth).
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
 }
 
 /// A per-operation cache setting.
@@ -241,9 +247,15 @@ pub struct CredentialsConfig {
     /// An API key.
     #[serde(default)]
     pub api_key: Option<ApiKeyConfig>,
-    /// OAuth2 client credentials (not in this build).
+    /// OAuth2 client credentials.
     #[serde(default)]
-    pub oauth2: Option<serde_json::Value>,
+    pub oauth2: Option<crate::auth::oauth2::OAuth2Config>,
+    /// Forward the caller's own token (off by default: confused-deputy risk).
+    #[serde(default)]
+    pub passthrough: bool,
+    /// Exchange the caller's token for one meant for the upstream (RFC 8693).
+    #[serde(default)]
+    pub token_exchange: Option<crate::auth::oauth2::OAuth2Config>,
 }
 
 /// `credentials.api_key`.
@@ -273,6 +285,11 @@ pub struct DemoConfig {
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps a value read from elsewhere (e.g. a secret file).
+    pub fn new(value: String) -> Self {
+        Self(value)
+    }
+
     /// The secret value, for building credentials.
     pub fn expose(&self) -> &str {
         &self.0
@@ -480,12 +497,7 @@ impl Config {
 
     fn validate(&self, path: &Path) -> Result<(), ConfigError> {
         if let Some(inbound) = &self.inbound {
-            return Err(ConfigError::at(
-                path,
-                &inbound.referenced,
-                "`inbound` authentication is not available in this build of toolgate; remove the section \
-                 (the gateway would otherwise run unauthenticated while you believe it is protected)",
-            ));
+            inbound.validate(path)?;
         }
         let naming = &self.gateway.naming;
         if !(1..=128).contains(&naming.max_length) {
@@ -555,28 +567,42 @@ impl Config {
             }
             if let Some(creds) = &target.credentials {
                 let c = &creds.value;
-                let kinds = [c.bearer.is_some(), c.api_key.is_some(), c.oauth2.is_some()];
+                let kinds = [
+                    c.bearer.is_some(),
+                    c.api_key.is_some(),
+                    c.oauth2.is_some(),
+                    c.passthrough,
+                    c.token_exchange.is_some(),
+                ];
                 let count = kinds.iter().filter(|k| **k).count();
                 if count != 1 {
                     return Err(ConfigError::at(
                         path,
                         &creds.referenced,
                         format!(
-                            "target `{}`: `credentials` takes exactly one of bearer, api_key or oauth2 (found {count})",
+                            "target `{}`: `credentials` takes exactly one of bearer, api_key, oauth2, passthrough or token_exchange (found {count})",
                             name.value
                         ),
                     ));
                 }
-                if c.oauth2.is_some() {
-                    return Err(ConfigError::at(
-                        path,
-                        &creds.referenced,
-                        format!(
-                            "target `{}`: oauth2 credentials are not available in this build of toolgate",
-                            name.value
-                        ),
-                    ));
-                }
+                crate::auth::outbound::validate_credentials(
+                    c,
+                    path,
+                    &creds.referenced,
+                    &name.value,
+                    self.inbound.is_some(),
+                )?;
+            }
+            let op_scopes = target.operations.values().any(|o| o.scopes.is_some());
+            if (!target.scopes.is_empty() || op_scopes) && self.inbound.is_none() {
+                return Err(ConfigError::at(
+                    path,
+                    &name.referenced,
+                    format!(
+                        "target `{}`: `scopes` need inbound authentication (an `inbound:` section); without it nobody's scopes are known",
+                        name.value
+                    ),
+                ));
             }
             if let Some(cache) = &target.cache {
                 let c = &cache.value;
@@ -662,7 +688,7 @@ impl Config {
     /// Warnings about settings that work but deserve attention.
     pub fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
-        if !self.listen.ip().is_loopback() {
+        if !self.listen.ip().is_loopback() && self.inbound.is_none() {
             out.push(format!(
                 "listening on {} without inbound authentication: anyone who can reach this address can call every tool",
                 self.listen

@@ -30,6 +30,8 @@ pub struct Loaded {
     pub warnings: Vec<String>,
     /// The metrics registry the tools are bound to.
     pub metrics: Arc<Metrics>,
+    /// Scopes each tool needs (inbound auth), by tool name.
+    pub tool_scopes: crate::auth::inbound::ToolScopes,
 }
 
 /// What one target contributed.
@@ -103,6 +105,7 @@ pub fn load(path: &Path) -> Result<Loaded, LoadError> {
     let metrics = Arc::new(Metrics::new());
     let mut catalog = Catalog::new();
     let mut targets = Vec::new();
+    let mut tool_scopes = crate::auth::inbound::ToolScopes::new();
     for target in &config.targets {
         let name = target.name.value.clone();
         let Some(openapi) = &target.openapi else {
@@ -124,13 +127,16 @@ pub fn load(path: &Path) -> Result<Loaded, LoadError> {
                 .iter()
                 .map(|w| format!("target `{name}`: {w}")),
         );
-        let credentials = match &target.credentials {
-            None => None,
-            Some(c) => Some(credential(&c.value).map_err(|message| LoadError::Target {
-                target: name.clone(),
-                message,
-            })?),
-        };
+        let credentials =
+            match &target.credentials {
+                None => None,
+                Some(c) => Some(credential(&c.value, &name, path, &metrics).map_err(
+                    |message| LoadError::Target {
+                        target: name.clone(),
+                        message,
+                    },
+                )?),
+            };
         let http_target = Arc::new(HttpTarget {
             name: name.as_str().into(),
             credentials,
@@ -139,8 +145,23 @@ pub fn load(path: &Path) -> Result<Loaded, LoadError> {
         });
         let made = converted.tools.len();
         let cache_for = cache_policy(target, config.inbound.is_some(), &metrics);
-        let errors =
-            catalog.add_http_tools(&http_target, &naming, converted.tools, &metrics, &cache_for);
+        // The catalog calls `cache_for` once per tool it adds, in order: note each one's
+        // operation to give the added tools their scopes below.
+        let added = std::cell::RefCell::new(Vec::new());
+        let before = catalog.len();
+        let errors = catalog.add_http_tools(
+            &http_target,
+            &naming,
+            converted.tools,
+            &metrics,
+            &|spec: &ToolSpec| {
+                added.borrow_mut().push(spec.name.clone());
+                cache_for(spec)
+            },
+        );
+        for (tool, op) in catalog.tools()[before..].iter().zip(added.into_inner()) {
+            tool_scopes.add(&tool.name, target, &op);
+        }
         let mut skipped = converted.skipped;
         for e in &errors {
             skipped.push(Skipped {
@@ -163,6 +184,7 @@ pub fn load(path: &Path) -> Result<Loaded, LoadError> {
         targets,
         warnings,
         metrics,
+        tool_scopes,
     })
 }
 
@@ -237,7 +259,26 @@ fn cache_policy<'a>(
     }
 }
 
-fn credential(c: &crate::config::CredentialsConfig) -> Result<CredentialProvider, String> {
+fn credential(
+    c: &crate::config::CredentialsConfig,
+    target: &str,
+    config_file: &Path,
+    metrics: &Arc<Metrics>,
+) -> Result<CredentialProvider, String> {
+    if let Some(o) = &c.oauth2 {
+        let secret = o.secret(config_file)?;
+        let source =
+            crate::auth::oauth2::ClientCredentials::new(target, o, secret, metrics.clone())?;
+        return Ok(CredentialProvider::OAuth2(Arc::new(source)));
+    }
+    if let Some(o) = &c.token_exchange {
+        let secret = o.secret(config_file)?;
+        let exchange = crate::auth::oauth2::TokenExchange::new(target, o, secret, metrics.clone())?;
+        return Ok(CredentialProvider::TokenExchange(Arc::new(exchange)));
+    }
+    if c.passthrough {
+        return Ok(CredentialProvider::Passthrough);
+    }
     if let Some(token) = &c.bearer {
         return CredentialProvider::bearer(token.expose()).map_err(|e| e.to_string());
     }
@@ -266,6 +307,14 @@ impl Loaded {
                 &g.allowed_origins,
                 &g.allowed_hosts,
             ),
+            inbound: self.config.inbound.as_ref().map(|inbound| {
+                crate::auth::inbound::InboundAuth::new(
+                    inbound,
+                    self.tool_scopes,
+                    http.clone(),
+                    self.metrics.clone(),
+                )
+            }),
         };
         (
             crate::mcp::McpEndpoint::new(Arc::new(self.catalog), http, settings, self.metrics),

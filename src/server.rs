@@ -59,6 +59,14 @@ pub async fn route(state: &AppState, request: Request<Incoming>) -> HttpResponse
             "text/plain",
             "shutting down\n",
         ),
+        // RFC 9728 protected-resource metadata (only with inbound auth).
+        path if path.starts_with("/.well-known/oauth-protected-resource") => state
+            .endpoint
+            .settings()
+            .inbound
+            .as_ref()
+            .and_then(|auth| auth.metadata_response(path))
+            .unwrap_or_else(|| text(StatusCode::NOT_FOUND, "text/plain", "not found\n")),
         _ => text(
             StatusCode::NOT_FOUND,
             "text/plain",

@@ -1,5 +1,6 @@
 //! Outbound credentials: what toolgate attaches to upstream requests on behalf of a target.
-//! Values are built into header values once at load and never printed.
+//! Static values (bearer, API key) are built into header values once at load; OAuth2 tokens
+//! are obtained at call time ([`super::oauth2`]). None is ever printed.
 
 use http::HeaderValue;
 
@@ -37,6 +38,22 @@ pub enum CredentialProvider {
         /// For query keys: the value percent-encoded for a query string.
         query_value: Box<str>,
     },
+    /// OAuth2 client credentials: a token from the target's token endpoint, cached.
+    OAuth2(std::sync::Arc<super::oauth2::ClientCredentials>),
+    /// The caller's own bearer token, forwarded as is (opt-in: `passthrough: true`).
+    Passthrough,
+    /// The caller's token exchanged for one meant for the upstream (RFC 8693).
+    TokenExchange(std::sync::Arc<super::oauth2::TokenExchange>),
+}
+
+impl CredentialProvider {
+    /// Whether the credential is obtained at call time (not a static header).
+    pub fn is_dynamic(&self) -> bool {
+        matches!(
+            self,
+            Self::OAuth2(_) | Self::Passthrough | Self::TokenExchange(_)
+        )
+    }
 }
 
 impl std::fmt::Debug for CredentialProvider {
@@ -46,6 +63,9 @@ impl std::fmt::Debug for CredentialProvider {
             Self::ApiKey { location, name, .. } => {
                 write!(f, "ApiKey({location:?} {name}: <redacted>)")
             }
+            Self::OAuth2(source) => write!(f, "{source:?}"),
+            Self::Passthrough => f.write_str("Passthrough"),
+            Self::TokenExchange(exchange) => write!(f, "{exchange:?}"),
         }
     }
 }
@@ -100,4 +120,32 @@ impl CredentialProvider {
                 .into(),
         })
     }
+}
+
+/// Checks the dynamic kinds of `targets[].credentials` (the "exactly one kind" rule is
+/// checked by the caller): OAuth2 sections, and that the kinds acting with the caller's token
+/// have one (inbound authentication is on).
+pub fn validate_credentials(
+    c: &crate::config::CredentialsConfig,
+    file: &std::path::Path,
+    at: &serde_saphyr::Location,
+    target: &str,
+    inbound: bool,
+) -> Result<(), crate::config::ConfigError> {
+    if let Some(o) = &c.oauth2 {
+        o.validate(file, target, "credentials.oauth2")?;
+    }
+    if let Some(o) = &c.token_exchange {
+        o.validate(file, target, "credentials.token_exchange")?;
+    }
+    if (c.passthrough || c.token_exchange.is_some()) && !inbound {
+        return Err(crate::config::ConfigError::at(
+            file,
+            at,
+            format!(
+                "target `{target}`: passthrough and token_exchange act with the caller's token, which needs inbound authentication (an `inbound:` section)"
+            ),
+        ));
+    }
+    Ok(())
 }

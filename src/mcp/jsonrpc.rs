@@ -68,6 +68,8 @@ pub struct RpcError {
     pub data: Option<serde_json::Value>,
     /// HTTP status of the response carrying it.
     pub status: http::StatusCode,
+    /// A `WWW-Authenticate` challenge to send with it (403 `insufficient_scope`).
+    pub challenge: Option<Box<http::HeaderValue>>,
 }
 
 impl RpcError {
@@ -78,6 +80,7 @@ impl RpcError {
             message: message.into(),
             data: None,
             status: http::StatusCode::OK,
+            challenge: None,
         }
     }
 

@@ -24,9 +24,18 @@ pub(super) fn parse_params(params: Option<&RawValue>) -> Result<ListParams<'_>, 
 
 /// Writes `,"ttlMs":N,"cacheScope":"public"` (modern era only, where they are required).
 pub(super) fn write_cache_hints(out: &mut Vec<u8>, endpoint: &McpEndpoint) {
+    write_scoped_cache_hints(out, endpoint, false);
+}
+
+/// The same, with `"cacheScope":"private"` when the answer depends on the caller.
+pub(super) fn write_scoped_cache_hints(out: &mut Vec<u8>, endpoint: &McpEndpoint, private: bool) {
     out.extend_from_slice(b",\"ttlMs\":");
     out.extend_from_slice(endpoint.settings().list_ttl_ms.to_string().as_bytes());
-    out.extend_from_slice(b",\"cacheScope\":\"public\"");
+    out.extend_from_slice(if private {
+        b",\"cacheScope\":\"private\""
+    } else {
+        b",\"cacheScope\":\"public\""
+    });
 }
 
 /// Answers an empty list.

@@ -64,6 +64,8 @@ pub struct EndpointSettings {
     pub max_body: usize,
     /// Origin and Host policy.
     pub origins: transport::OriginPolicy,
+    /// Inbound authentication, when `inbound:` is configured.
+    pub inbound: Option<Arc<crate::auth::inbound::InboundAuth>>,
 }
 
 /// The `/mcp` endpoint: catalog, upstream client and settings.
@@ -82,6 +84,8 @@ pub enum Reply {
     Json(StatusCode, Vec<u8>),
     /// 202 Accepted with no body (notifications and client responses).
     Accepted,
+    /// A JSON-RPC error refused for lack of scopes: 403 with this `WWW-Authenticate`.
+    Challenge(StatusCode, Vec<u8>, http::HeaderValue),
 }
 
 /// What every request carries in `params._meta` (2026-07-28).
@@ -111,6 +115,8 @@ pub struct Call<'a> {
     pub headers: &'a HeaderMap,
     /// The request's trace span (a no-op when tracing is off).
     pub span: &'a SpanGuard,
+    /// The verified caller, when inbound authentication is on.
+    pub caller: Option<&'a crate::auth::Caller>,
 }
 
 impl McpEndpoint {
@@ -151,8 +157,18 @@ impl McpEndpoint {
         &self.settings
     }
 
-    /// Handles one JSON-RPC message (the body of a POST).
+    /// Handles one JSON-RPC message (the body of a POST) from an anonymous caller.
     pub async fn handle_message(&self, body: &[u8], headers: &HeaderMap) -> Reply {
+        self.handle_message_as(body, headers, None).await
+    }
+
+    /// Handles one JSON-RPC message on behalf of `caller` (verified by inbound auth).
+    pub async fn handle_message_as(
+        &self,
+        body: &[u8],
+        headers: &HeaderMap,
+        caller: Option<&crate::auth::Caller>,
+    ) -> Reply {
         let message: jsonrpc::Message = match serde_json::from_slice(body) {
             Ok(m) => m,
             Err(e) => {
@@ -240,6 +256,7 @@ impl McpEndpoint {
             era,
             headers,
             span: &span,
+            caller,
         };
         let mut out = Vec::with_capacity(256);
         let result = match method {
@@ -272,7 +289,13 @@ impl McpEndpoint {
         };
         match result {
             Ok(()) => Reply::Json(StatusCode::OK, out),
-            Err(error) => Reply::Json(error.status, jsonrpc::error_response(Some(id), &error)),
+            Err(error) => {
+                let body = jsonrpc::error_response(Some(id), &error);
+                match error.challenge {
+                    Some(challenge) => Reply::Challenge(error.status, body, *challenge),
+                    None => Reply::Json(error.status, body),
+                }
+            }
         }
     }
 
@@ -439,6 +462,7 @@ pub fn write_tool_answer(
         era,
         headers: &headers,
         span: &span,
+        caller: None,
     };
     tools_call::write_answer(out, &call, tool, answer);
 }

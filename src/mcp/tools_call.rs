@@ -62,6 +62,11 @@ pub(super) async fn handle(
         call.span.set("tool.name", tool.name.to_string());
         call.span.set("gen_ai.tool.name", tool.name.to_string());
     }
+    if let Some(auth) = endpoint.settings().inbound.as_deref()
+        && let Some(needed) = auth.missing_tool_scopes(call.caller, &tool.name)
+    {
+        return Err(deny(auth, call, tool, needed));
+    }
     let started = Instant::now();
     let metrics = &tool.metrics;
     metrics.request_bytes.observe(params_len as f64);
@@ -91,7 +96,8 @@ pub(super) async fn handle(
             // Without inbound authentication every caller is anonymous, so `caller` scope
             // and `shared` scope key alike.
             let caller: Option<&Arc<str>> = match policy.scope {
-                CacheScope::Caller | CacheScope::Shared => None,
+                CacheScope::Caller => call.caller.map(|c| &c.cache_key),
+                CacheScope::Shared => None,
             };
             let key = CacheKey::new(&tool.name, &arguments, caller);
             let fill = async {
@@ -116,6 +122,40 @@ pub(super) async fn handle(
     write_result(out, call, &rendered.fragment);
     finish(call, tool, &rendered, cache_use, started);
     Ok(())
+}
+
+/// Refuses a call for lack of scopes: 403 with an `insufficient_scope` challenge (MCP
+/// authorization, "Runtime Insufficient Scope Errors"), counted and logged.
+fn deny(
+    auth: &crate::auth::inbound::InboundAuth,
+    call: &Call<'_>,
+    tool: &Tool,
+    needed: &[String],
+) -> RpcError {
+    tool.metrics.outcome(Outcome::Denied);
+    auth.count_failure(&crate::auth::inbound::AuthError::InsufficientScope(
+        needed.to_vec(),
+    ));
+    tracing::info!(
+        target: "toolgate::call",
+        id = call.id.get(),
+        tool = %tool.name,
+        sub = call.caller.and_then(|c| c.subject.as_deref()),
+        client = call.caller.and_then(|c| c.client.as_deref()),
+        outcome = Outcome::Denied.as_str(),
+        "tool call"
+    );
+    let mut error = RpcError::new(
+        super::jsonrpc::code::INVALID_REQUEST,
+        format!(
+            "insufficient scope: tool {} needs the scopes `{}`",
+            tool.name,
+            needed.join(" ")
+        ),
+    )
+    .with_status(http::StatusCode::FORBIDDEN);
+    error.challenge = Some(Box::new(auth.insufficient_scope_challenge(needed)));
+    error
 }
 
 /// Calls the tool's upstream and renders the result content.
@@ -145,7 +185,7 @@ async fn execute(
             let sent = Instant::now();
             let result = endpoint
                 .http
-                .call_with_headers(target, operation, arguments, headers)
+                .call_as(target, operation, arguments, call.caller, &headers)
                 .await;
             let upstream = sent.elapsed();
             match &result {
@@ -187,6 +227,7 @@ async fn execute(
                         UpstreamError::Timeout(_) => Outcome::Timeout,
                         UpstreamError::Transport(_) => Outcome::UpstreamError,
                         UpstreamError::Request(_) => Outcome::InvalidArguments,
+                        UpstreamError::Credentials(_) => Outcome::UpstreamError,
                     };
                     let mut r = Rendered::new(
                         error_fragment(&format!("Tool {} failed: {error}", tool.name)),
@@ -283,6 +324,8 @@ fn finish(call: &Call<'_>, tool: &Tool, rendered: &Rendered, cache: CacheUse, st
         id = call.id.get(),
         tool = %tool.name,
         target_name = %tool.target,
+        sub = call.caller.and_then(|c| c.subject.as_deref()),
+        client = call.caller.and_then(|c| c.client.as_deref()),
         outcome = rendered.outcome.as_str(),
         status = rendered.status,
         duration_us = elapsed.as_micros() as u64,

@@ -31,7 +31,22 @@ pub(super) fn handle(
     out: &mut Vec<u8>,
 ) -> Result<(), RpcError> {
     let params = super::lists::parse_params(params)?;
-    let tools = endpoint.catalog().tools();
+    let all = endpoint.catalog().tools();
+    let inbound = endpoint.settings().inbound.as_deref();
+    // With per-tool scopes, a caller sees only the tools it may call (pages and cursors
+    // count over that view).
+    let visible: Vec<std::sync::Arc<crate::catalog::Tool>>;
+    let tools = match inbound {
+        Some(auth) if auth.has_tool_scopes() => {
+            visible = all
+                .iter()
+                .filter(|t| auth.missing_tool_scopes(call.caller, &t.name).is_none())
+                .cloned()
+                .collect();
+            &visible[..]
+        }
+        _ => all,
+    };
     let start = match params.cursor.as_deref() {
         None => 0,
         Some(c) => match decode_cursor(c) {
@@ -67,7 +82,8 @@ pub(super) fn handle(
         jsonrpc::write_json_str(out, &encode_cursor(end));
     }
     if call.era == Era::Modern {
-        super::lists::write_cache_hints(out, endpoint);
+        // With inbound auth, what a caller sees depends on its token: not for shared caches.
+        super::lists::write_scoped_cache_hints(out, endpoint, inbound.is_some());
     }
     out.push(b'}');
     jsonrpc::end_result(out);

@@ -155,6 +155,15 @@ where
             &RpcError::new(code::INVALID_REQUEST, reason),
         );
     }
+    // Inbound authentication comes before anything else is looked at (MCP authorization:
+    // every request carries the token).
+    let caller = match &endpoint.settings().inbound {
+        None => None,
+        Some(auth) => match auth.authenticate(request.headers()).await {
+            Ok(caller) => Some(caller),
+            Err(error) => return auth.refusal(&error),
+        },
+    };
     if request.method() != Method::POST {
         let mut response = plain_error(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -231,7 +240,10 @@ where
             );
         }
     };
-    match endpoint.handle_message(&body, &parts.headers).await {
+    match endpoint
+        .handle_message_as(&body, &parts.headers, caller.as_ref())
+        .await
+    {
         Reply::Accepted => {
             let mut response = Response::new(Full::new(Bytes::new()));
             *response.status_mut() = StatusCode::ACCEPTED;
@@ -239,6 +251,13 @@ where
         }
         Reply::Json(status, body) if accept == Accepts::SseOnly => sse_response(status, &body),
         Reply::Json(status, body) => json_response(status, body),
+        Reply::Challenge(status, body, challenge) => {
+            let mut response = json_response(status, body);
+            response
+                .headers_mut()
+                .insert(http::header::WWW_AUTHENTICATE, challenge);
+            response
+        }
     }
 }
 

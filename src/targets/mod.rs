@@ -85,6 +85,10 @@ pub enum UpstreamError {
     /// Connecting or talking to the upstream failed.
     #[error("could not reach the upstream: {0}")]
     Transport(String),
+    /// The target's credentials could not be obtained (OAuth2 token endpoint down or
+    /// refusing, no caller token to forward).
+    #[error("cannot authenticate to the upstream: {0}")]
+    Credentials(String),
     /// The arguments could not be turned into a request (e.g. a value of the wrong shape
     /// for its serialization style). Validation normally catches these first.
     #[error("cannot build the upstream request: {0}")]

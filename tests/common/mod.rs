@@ -17,6 +17,8 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, oneshot};
 
+pub mod idp;
+
 /// One request the upstream received.
 #[derive(Debug, Clone)]
 pub struct Recorded {

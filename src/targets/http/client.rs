@@ -17,6 +17,9 @@ use serde_json::{Map, Value};
 
 use super::request::{RequestBody, build_request};
 use super::{HttpOperation, HttpTarget};
+use crate::auth::Caller;
+use crate::auth::oauth2::TokenError;
+use crate::auth::outbound::CredentialProvider;
 use crate::targets::{UpstreamAnswer, UpstreamError};
 
 /// Largest part of a non-2xx answer's body kept in [`UpstreamError::Status`].
@@ -99,36 +102,53 @@ impl HttpClient {
         op: &HttpOperation,
         args: &Map<String, Value>,
     ) -> Result<UpstreamAnswer, UpstreamError> {
-        self.call_with_headers(target, op, args, Vec::new()).await
+        self.call_as(target, op, args, None, &[]).await
     }
 
-    /// [`call`](Self::call), adding the gateway's own headers (trace propagation). They
-    /// are set last, so that no argument can forge them.
-    pub async fn call_with_headers(
+    /// [`call`](Self::call) on behalf of a verified caller: targets with `passthrough` or
+    /// token exchange credentials need its token. Static credentials take the same path as
+    /// `call`; OAuth2 ones get their token first (within the same time limit) and retry once
+    /// with a fresh token when the upstream answers 401. `extra` are the gateway's own
+    /// headers (trace propagation), set last so that no argument can forge them.
+    pub async fn call_as(
         &self,
         target: &HttpTarget,
         op: &HttpOperation,
         args: &Map<String, Value>,
-        extra: Vec<(http::HeaderName, http::HeaderValue)>,
+        caller: Option<&Caller>,
+        extra: &[(http::HeaderName, http::HeaderValue)],
     ) -> Result<UpstreamAnswer, UpstreamError> {
-        let mut request = build_request(target, op, args)?;
-        for (name, value) in extra {
-            request.headers_mut().insert(name, value);
-        }
+        let request = build_with(target, op, args, extra)?;
         let started = Instant::now();
-        // A cheap reference-counted copy: the `host:port` text is only formatted when an
-        // error or the debug log needs it, not on every call.
-        let uri = request.uri().clone();
-        let result = tokio::time::timeout(
-            target.timeout,
-            self.exchange(request, target.max_response_bytes, &uri),
-        )
-        .await
-        .unwrap_or(Err(UpstreamError::Timeout(target.timeout)));
+        let authority = Authority::of(request.uri());
+        let work = async {
+            match &target.credentials {
+                Some(credentials) if credentials.is_dynamic() => {
+                    self.exchange_with_token(
+                        credentials,
+                        request,
+                        target,
+                        op,
+                        args,
+                        caller,
+                        extra,
+                        &authority,
+                    )
+                    .await
+                }
+                _ => {
+                    self.exchange(request, target.max_response_bytes, &authority)
+                        .await
+                }
+            }
+        };
+        let result = tokio::time::timeout(target.timeout, work)
+            .await
+            .unwrap_or(Err(UpstreamError::Timeout(target.timeout)));
         tracing::debug!(
             target = %target.name,
             method = %op.method,
-            upstream = %Authority::of(&uri),
+            upstream = %authority,
             elapsed_ms = started.elapsed().as_millis() as u64,
             status = match &result {
                 Ok(answer) => answer.status,
@@ -140,22 +160,127 @@ impl HttpClient {
         result
     }
 
+    /// Adds an OAuth2 token to `request` and sends it; on a 401, drops that token and
+    /// retries once with a fresh one.
+    #[allow(clippy::too_many_arguments)]
+    async fn exchange_with_token(
+        &self,
+        credentials: &CredentialProvider,
+        request: http::Request<RequestBody>,
+        target: &HttpTarget,
+        op: &HttpOperation,
+        args: &Map<String, Value>,
+        caller: Option<&Caller>,
+        extra: &[(http::HeaderName, http::HeaderValue)],
+        authority: &Authority,
+    ) -> Result<UpstreamAnswer, UpstreamError> {
+        let no_token = |e: TokenError| {
+            UpstreamError::Credentials(format!("no access token for target `{}`: {e}", target.name))
+        };
+        let caller_token = || {
+            caller.map(Caller::token).ok_or_else(|| {
+                UpstreamError::Credentials(format!(
+                    "target `{}` acts with the caller's token, but this call carries none (inbound authentication is off)",
+                    target.name
+                ))
+            })
+        };
+        let max = target.max_response_bytes;
+        let with = |mut request: http::Request<RequestBody>, value: &http::HeaderValue| {
+            request
+                .headers_mut()
+                .insert(header::AUTHORIZATION, value.clone());
+            request
+        };
+        match credentials {
+            CredentialProvider::OAuth2(source) => {
+                let token = source.token(self, target.timeout).await.map_err(no_token)?;
+                match self
+                    .exchange(with(request, &token.authorization), max, authority)
+                    .await
+                {
+                    Err(UpstreamError::Status { status: 401, .. }) => {
+                        source.invalidate(&token);
+                        let token = source.token(self, target.timeout).await.map_err(no_token)?;
+                        let retry = build_with(target, op, args, extra)?;
+                        self.exchange(with(retry, &token.authorization), max, authority)
+                            .await
+                    }
+                    other => other,
+                }
+            }
+            CredentialProvider::TokenExchange(exchange) => {
+                let subject = caller_token()?;
+                let token = exchange
+                    .token(self, subject, target.timeout)
+                    .await
+                    .map_err(no_token)?;
+                match self
+                    .exchange(with(request, &token.authorization), max, authority)
+                    .await
+                {
+                    Err(UpstreamError::Status { status: 401, .. }) => {
+                        exchange.invalidate(subject).await;
+                        let token = exchange
+                            .token(self, subject, target.timeout)
+                            .await
+                            .map_err(no_token)?;
+                        let retry = build_with(target, op, args, extra)?;
+                        self.exchange(with(retry, &token.authorization), max, authority)
+                            .await
+                    }
+                    other => other,
+                }
+            }
+            CredentialProvider::Passthrough => {
+                let mut value = http::HeaderValue::try_from(format!("Bearer {}", caller_token()?))
+                    .map_err(|_| {
+                        UpstreamError::Credentials(
+                            "the caller's token is not a valid header value".into(),
+                        )
+                    })?;
+                value.set_sensitive(true);
+                self.exchange(with(request, &value), max, authority).await
+            }
+            CredentialProvider::Bearer { .. } | CredentialProvider::ApiKey { .. } => {
+                self.exchange(request, max, authority).await
+            }
+        }
+    }
+
+    /// Sends a request the gateway makes on its own behalf (OIDC discovery, JWKS, OAuth2
+    /// token requests) over the same pool, within `timeout` and reading at most
+    /// `max_bytes`. A non-2xx answer is an [`UpstreamError::Status`] with a body excerpt.
+    pub async fn send(
+        &self,
+        request: http::Request<RequestBody>,
+        max_bytes: usize,
+        timeout: Duration,
+    ) -> Result<UpstreamAnswer, UpstreamError> {
+        let authority = Authority::of(request.uri());
+        tokio::time::timeout(timeout, self.exchange(request, max_bytes, &authority))
+            .await
+            .unwrap_or(Err(UpstreamError::Timeout(timeout)))
+    }
+
     async fn exchange(
         &self,
         request: http::Request<RequestBody>,
         max_bytes: usize,
-        uri: &http::Uri,
+        authority: &Authority,
     ) -> Result<UpstreamAnswer, UpstreamError> {
-        let failed =
-            |e: &(dyn std::error::Error + 'static)| transport_error(&Authority::of(uri), e);
-        let response = self.inner.request(request).await.map_err(|e| failed(&e))?;
+        let response = self
+            .inner
+            .request(request)
+            .await
+            .map_err(|e| transport_error(authority, &e))?;
         let (parts, body) = response.into_parts();
         let status = parts.status.as_u16();
 
         if !parts.status.is_success() {
             let (excerpt, _) = read_capped(body, ERROR_EXCERPT_BYTES, None)
                 .await
-                .map_err(|e| failed(&e))?;
+                .map_err(|e| transport_error(authority, &e))?;
             return Err(UpstreamError::Status {
                 status,
                 body_excerpt: excerpt_text(&excerpt),
@@ -169,7 +294,7 @@ impl HttpClient {
             .and_then(|v| v.parse::<usize>().ok());
         let (body, truncated) = read_capped(body, max_bytes, length_hint)
             .await
-            .map_err(|e| failed(&e))?;
+            .map_err(|e| transport_error(authority, &e))?;
         let media_type = media_type(parts.headers.get(header::CONTENT_TYPE));
         let is_json = !truncated && is_json_type(&media_type) && is_valid_json(&body);
         Ok(UpstreamAnswer {
@@ -187,23 +312,39 @@ impl HttpClient {
 
 /// `host:port` of the upstream, for messages: never the path or query (which may carry an
 /// API key) and never userinfo.
-struct Authority(String);
+/// Holds a cheap reference-counted copy of the URI: the text is only formatted when an
+/// error or the debug log needs it, not on every call.
+struct Authority(http::Uri);
 
 impl Authority {
     fn of(uri: &http::Uri) -> Self {
-        let host = uri.host().unwrap_or("?");
-        let port = uri.port_u16().unwrap_or(match uri.scheme_str() {
-            Some("https") => 443,
-            _ => 80,
-        });
-        Self(format!("{host}:{port}"))
+        Self(uri.clone())
     }
 }
 
 impl std::fmt::Display for Authority {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        let host = self.0.host().unwrap_or("?");
+        let port = self.0.port_u16().unwrap_or(match self.0.scheme_str() {
+            Some("https") => 443,
+            _ => 80,
+        });
+        write!(f, "{host}:{port}")
     }
+}
+
+/// Builds the request and adds the gateway's own headers.
+fn build_with(
+    target: &HttpTarget,
+    op: &HttpOperation,
+    args: &Map<String, Value>,
+    extra: &[(http::HeaderName, http::HeaderValue)],
+) -> Result<http::Request<RequestBody>, UpstreamError> {
+    let mut request = build_request(target, op, args)?;
+    for (name, value) in extra {
+        request.headers_mut().insert(name.clone(), value.clone());
+    }
+    Ok(request)
 }
 
 /// Names the upstream and every cause in the error's chain (hyper's top-level messages

@@ -96,7 +96,8 @@ pub fn build_request(
             }
             ApiKeyLocation::Query => {} // in the URI already
         },
-        None => {}
+        // OAuth2 tokens are added by `HttpClient::call_as`, after this function.
+        Some(_) | None => {}
     }
     if !cookies.is_empty() {
         let mut value = HeaderValue::from_maybe_shared(Bytes::from(cookies)).map_err(|_| {
