@@ -79,7 +79,7 @@ pub(super) async fn handle(
     }
     let _in_flight = InFlight::enter(&metrics.in_flight);
     let (rendered, cache_use) = match &tool.cache {
-        None => (execute(endpoint, tool, &arguments).await, CacheUse::Off),
+        None => (execute(endpoint, call, tool, &arguments).await, CacheUse::Off),
         Some(policy) => {
             // Without inbound authentication every caller is anonymous, so `caller` scope
             // and `shared` scope key alike.
@@ -88,7 +88,7 @@ pub(super) async fn handle(
             };
             let key = CacheKey::new(&tool.name, &arguments, caller);
             let fill = async {
-                let rendered = execute(endpoint, tool, &arguments).await;
+                let rendered = execute(endpoint, call, tool, &arguments).await;
                 match rendered.keep_for(policy.ttl, policy.scope) {
                     Some(ttl) => Ok(Arc::new(CachedAnswer {
                         fragment: rendered.fragment.clone(),
@@ -112,7 +112,7 @@ pub(super) async fn handle(
 }
 
 /// Calls the tool's upstream and renders the result content.
-async fn execute(endpoint: &McpEndpoint, tool: &Tool, arguments: &Value) -> Rendered {
+async fn execute(endpoint: &McpEndpoint, call: &Call<'_>, tool: &Tool, arguments: &Value) -> Rendered {
     let Value::Object(arguments) = arguments else {
         return Rendered::new(
             error_fragment("arguments must be an object"),
@@ -160,6 +160,47 @@ async fn execute(endpoint: &McpEndpoint, tool: &Tool, arguments: &Value) -> Rend
                     );
                     if let UpstreamError::Status { status, .. } = &error {
                         r.status = Some(*status);
+                    }
+                    r
+                }
+            };
+            rendered.upstream = Some(upstream);
+            rendered
+        }
+        ToolBinding::Lambda {
+            target,
+            tool: local,
+        } => {
+            let ids = crate::targets::lambda::CallIds::new(
+                call.id.get(),
+                header_str(call.headers, "mcp-session-id"),
+            );
+            let sent = Instant::now();
+            let wraps = tool.output.wrap.is_some();
+            let result = target.invoke(local, &ids, arguments, wraps).await;
+            let upstream = sent.elapsed();
+            tool.metrics
+                .upstream_duration
+                .observe(upstream.as_secs_f64());
+            let mut rendered = match result {
+                Ok(answer) => {
+                    tool.metrics.status(answer.status);
+                    tool.metrics
+                        .response_bytes
+                        .observe(answer.body.len() as f64);
+                    let mut r = Rendered::new(answer_fragment(tool, &answer), Outcome::Ok);
+                    r.status = Some(answer.status);
+                    r
+                }
+                Err(error) => {
+                    tracing::debug!(tool = %tool.name, %error, "Lambda tool call failed");
+                    let mut r = Rendered::new(
+                        error_fragment(&format!("Tool {} failed: {error}", tool.name)),
+                        error.outcome(),
+                    );
+                    r.status = error.status();
+                    if let Some(status) = r.status {
+                        tool.metrics.status(status);
                     }
                     r
                 }
