@@ -242,10 +242,7 @@ fn tool_cache_policy<'a>(
     };
     move |name: &str, method: Option<&str>| {
         let cache = shared.clone()?;
-        let over = target
-            .operations
-            .get(name)
-            .and_then(|o| o.cache.as_ref());
+        let over = target.operations.get(name).and_then(|o| o.cache.as_ref());
         let settings = match over {
             Some(CacheOverride::Enabled(false)) => return None,
             Some(CacheOverride::Settings(s)) => Some(s),

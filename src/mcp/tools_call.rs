@@ -79,7 +79,10 @@ pub(super) async fn handle(
     }
     let _in_flight = InFlight::enter(&metrics.in_flight);
     let (rendered, cache_use) = match &tool.cache {
-        None => (execute(endpoint, call, tool, &arguments).await, CacheUse::Off),
+        None => (
+            execute(endpoint, call, tool, &arguments).await,
+            CacheUse::Off,
+        ),
         Some(policy) => {
             // Without inbound authentication every caller is anonymous, so `caller` scope
             // and `shared` scope key alike.
@@ -112,7 +115,12 @@ pub(super) async fn handle(
 }
 
 /// Calls the tool's upstream and renders the result content.
-async fn execute(endpoint: &McpEndpoint, call: &Call<'_>, tool: &Tool, arguments: &Value) -> Rendered {
+async fn execute(
+    endpoint: &McpEndpoint,
+    call: &Call<'_>,
+    tool: &Tool,
+    arguments: &Value,
+) -> Rendered {
     let Value::Object(arguments) = arguments else {
         return Rendered::new(
             error_fragment("arguments must be an object"),

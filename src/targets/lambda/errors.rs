@@ -17,7 +17,9 @@ use crate::metrics::Outcome;
 pub enum LambdaError {
     /// The function ran and returned an error (`X-Amz-Function-Error`, or the 500 answer of
     /// local emulators such as cargo-lambda).
-    #[error("the Lambda function returned an error ({kind})\nerrorType: {error_type}\nerrorMessage: {error_message}")]
+    #[error(
+        "the Lambda function returned an error ({kind})\nerrorType: {error_type}\nerrorMessage: {error_message}"
+    )]
     Function {
         /// `Handled` or `Unhandled`.
         kind: String,
@@ -39,7 +41,9 @@ pub enum LambdaError {
     #[error("cannot serialize the arguments: {0}")]
     Payload(String),
     /// The client context would exceed Lambda's limit.
-    #[error("the Lambda client context would be {bytes} bytes, above Lambda's limit of {MAX_CLIENT_CONTEXT_BYTES}")]
+    #[error(
+        "the Lambda client context would be {bytes} bytes, above Lambda's limit of {MAX_CLIENT_CONTEXT_BYTES}"
+    )]
     ContextTooLarge {
         /// Its base64 size.
         bytes: usize,
@@ -203,7 +207,10 @@ fn emulated_function_error(raw: &HttpResponse) -> Option<LambdaError> {
 }
 
 /// Sorts a failed attempt into retry or report.
-pub(super) fn classify(target: &LambdaTarget, error: SdkError<InvokeError, HttpResponse>) -> Attempt {
+pub(super) fn classify(
+    target: &LambdaTarget,
+    error: SdkError<InvokeError, HttpResponse>,
+) -> Attempt {
     let function = target.function.display();
     let region = target.region.clone();
     match error {
@@ -215,7 +222,10 @@ pub(super) fn classify(target: &LambdaTarget, error: SdkError<InvokeError, HttpR
             }
             let err = service.err();
             let code = err.code().map(str::to_string);
-            let message = scrub(err.message().unwrap_or(""));
+            let mut message = scrub(err.message().unwrap_or(""));
+            if message.is_empty() {
+                message = format!("HTTP {status} with no message");
+            }
             let retry_after = match err {
                 InvokeError::TooManyRequestsException(t) => t
                     .retry_after_seconds()
@@ -232,12 +242,14 @@ pub(super) fn classify(target: &LambdaTarget, error: SdkError<InvokeError, HttpR
                     },
                     after: retry_after,
                 },
-                (404, _) | (_, "ResourceNotFoundException") => Attempt::Fatal(LambdaError::NotFound {
-                    target: target.name.to_string(),
-                    function,
-                    region,
-                    message,
-                }),
+                (404, _) | (_, "ResourceNotFoundException") => {
+                    Attempt::Fatal(LambdaError::NotFound {
+                        target: target.name.to_string(),
+                        function,
+                        region,
+                        message,
+                    })
+                }
                 (_, "AccessDeniedException") => Attempt::Fatal(LambdaError::AccessDenied {
                     resource: resource_arn(&target.function.function, &target.region),
                     function,
@@ -335,7 +347,11 @@ pub(super) fn scrub(message: &str) -> String {
             .trim_matches(|c: char| !c.is_ascii_alphanumeric())
             .get(..4)
             .is_some_and(|p| matches!(p, "AKIA" | "ASIA" | "AIDA" | "AROA"));
-        if key_id || lower.contains("credential=") || lower.contains("signature=") || lower.contains("token") && word.len() > 40 {
+        if key_id
+            || lower.contains("credential=")
+            || lower.contains("signature=")
+            || lower.contains("token") && word.len() > 40
+        {
             out.push_str("<redacted>");
         } else {
             out.push_str(word);
@@ -357,7 +373,8 @@ mod tests {
 
     #[test]
     fn scrub_removes_key_ids_and_extra_lines() {
-        let s = scrub("The security token AKIAIOSFODNN7EXAMPLE is bad Credential=AKIA/2024\nline two");
+        let s =
+            scrub("The security token AKIAIOSFODNN7EXAMPLE is bad Credential=AKIA/2024\nline two");
         assert!(!s.contains("AKIAIOSFODNN7EXAMPLE"), "{s}");
         assert!(!s.contains("Credential="), "{s}");
         assert!(!s.contains("line two"), "{s}");
@@ -371,7 +388,10 @@ mod tests {
         );
         let text = e.to_string();
         assert!(text.contains("errorType: OrderNotFound"), "{text}");
-        assert!(text.contains("errorMessage: order 42 does not exist"), "{text}");
+        assert!(
+            text.contains("errorMessage: order 42 does not exist"),
+            "{text}"
+        );
         assert_eq!(e.outcome(), Outcome::ToolError);
     }
 

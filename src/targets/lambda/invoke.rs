@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
+use aws_sdk_lambda::config::http::HttpResponse;
 use aws_sdk_lambda::error::SdkError;
 use aws_sdk_lambda::operation::invoke::InvokeError;
-use aws_sdk_lambda::config::http::HttpResponse;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
 use base64::Engine;
@@ -111,7 +111,8 @@ impl LambdaTarget {
         arguments: &Map<String, Value>,
         wraps: bool,
     ) -> Result<UpstreamAnswer, LambdaError> {
-        let payload = serde_json::to_vec(arguments).map_err(|e| LambdaError::Payload(e.to_string()))?;
+        let payload =
+            serde_json::to_vec(arguments).map_err(|e| LambdaError::Payload(e.to_string()))?;
         if payload.len() > MAX_PAYLOAD_BYTES {
             return Err(LambdaError::PayloadTooLarge {
                 bytes: payload.len(),
@@ -209,7 +210,9 @@ pub(super) async fn build_clients(
     use aws_config::{BehaviorVersion, Region};
     use aws_smithy_http_client::tls;
     let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
         .build_https();
     let mut shared: HashMap<Option<String>, aws_config::SdkConfig> = HashMap::new();
     let mut out = Vec::with_capacity(keys.len());
@@ -232,7 +235,10 @@ pub(super) async fn build_clients(
         if let Some(e) = endpoint {
             builder = builder.endpoint_url(e);
         }
-        out.push(Some((aws_sdk_lambda::Client::from_conf(builder.build()), resolved)));
+        out.push(Some((
+            aws_sdk_lambda::Client::from_conf(builder.build()),
+            resolved,
+        )));
     }
     out
 }
@@ -260,15 +266,24 @@ mod tests {
         assert_eq!(ids.message_id, "abc");
         assert_eq!(ids.session_id.len(), 36);
         let ids = CallIds::new("42", Some("s-1"));
-        assert_eq!((ids.message_id.as_str(), ids.session_id.as_str()), ("42", "s-1"));
+        assert_eq!(
+            (ids.message_id.as_str(), ids.session_id.as_str()),
+            ("42", "s-1")
+        );
         let long = format!("\"{}\"", "é".repeat(1000));
-        assert_eq!(CallIds::new(&long, None).message_id.chars().count(), MAX_ID_CHARS);
+        assert_eq!(
+            CallIds::new(&long, None).message_id.chars().count(),
+            MAX_ID_CHARS
+        );
     }
 
     #[test]
     fn string_payloads_are_text_unless_wrapped() {
         let a = answer(200, Bytes::from_static(b"\"hi\""), false);
-        assert_eq!((&*a.media_type, &a.body[..], a.is_json), ("text/plain", &b"hi"[..], false));
+        assert_eq!(
+            (&*a.media_type, &a.body[..], a.is_json),
+            ("text/plain", &b"hi"[..], false)
+        );
         let a = answer(200, Bytes::from_static(b"\"hi\""), true);
         assert!(a.is_json);
         let a = answer(200, Bytes::from_static(b"{\"a\":1}"), false);

@@ -151,7 +151,14 @@ pub fn load_target(
     cache_for: &dyn Fn(&str) -> Option<ToolCache>,
     catalog: &mut Catalog,
     warnings: &mut Vec<String>,
-) -> Result<(std::path::PathBuf, usize, Vec<crate::catalog::ToolBuildError>), ConfigError> {
+) -> Result<
+    (
+        std::path::PathBuf,
+        usize,
+        Vec<crate::catalog::ToolBuildError>,
+    ),
+    ConfigError,
+> {
     let name = &target.name.value;
     let lambda = &target
         .lambda
@@ -179,13 +186,19 @@ pub fn load_target(
         client,
     });
     // The longest tool name must leave room for the ids in the client context.
-    if let Some(longest) = loaded.tools.iter().map(|t| t.name.as_str()).max_by_key(|n| n.len())
+    if let Some(longest) = loaded
+        .tools
+        .iter()
+        .map(|t| t.name.as_str())
+        .max_by_key(|n| n.len())
         && let Err(e) = invoke::client_context(&lambda_target, longest, &CallIds::sample())
     {
         return Err(ConfigError::at(
             config_file,
             &target.name.referenced,
-            format!("target `{name}`: {e} (shorten gateway.name, the target name or the tool names)"),
+            format!(
+                "target `{name}`: {e} (shorten gateway.name, the target name or the tool names)"
+            ),
         ));
     }
     let made = loaded.tools.len();

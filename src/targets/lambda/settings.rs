@@ -92,7 +92,11 @@ impl FunctionRef {
                 }
                 (6, Some(region.to_string()))
             }
-            ["arn", ..] => return Err(bad("an ARN reads arn:aws:lambda:REGION:ACCOUNT:function:NAME")),
+            ["arn", ..] => {
+                return Err(bad(
+                    "an ARN reads arn:aws:lambda:REGION:ACCOUNT:function:NAME",
+                ));
+            }
             [account, "function", ..] => {
                 if !is_account(account) {
                     return Err(bad("the account must be 12 digits"));
@@ -140,9 +144,11 @@ impl FunctionRef {
 fn is_region(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     parts.len() >= 3
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()))
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        })
 }
 
 fn is_account(s: &str) -> bool {
@@ -198,7 +204,10 @@ impl LambdaTargetConfig {
             if !is_region(&r.value) {
                 return Err(at(
                     &r.referenced,
-                    format!("region: `{}` is not an AWS region (e.g. us-east-1)", r.value),
+                    format!(
+                        "region: `{}` is not an AWS region (e.g. us-east-1)",
+                        r.value
+                    ),
                 ));
             }
             if let Some(arn_region) = &function.region
@@ -298,17 +307,29 @@ mod tests {
     #[test]
     fn function_references() {
         let f = FunctionRef::parse("orders").unwrap();
-        assert_eq!((f.function.as_str(), f.qualifier, f.region), ("orders", None, None));
+        assert_eq!(
+            (f.function.as_str(), f.qualifier, f.region),
+            ("orders", None, None)
+        );
         let f = FunctionRef::parse("orders:live").unwrap();
-        assert_eq!((f.function.as_str(), f.qualifier.as_deref()), ("orders", Some("live")));
+        assert_eq!(
+            (f.function.as_str(), f.qualifier.as_deref()),
+            ("orders", Some("live"))
+        );
         let f = FunctionRef::parse("123456789012:function:orders:7").unwrap();
         assert_eq!(f.function, "123456789012:function:orders");
         assert_eq!(f.qualifier.as_deref(), Some("7"));
         let f = FunctionRef::parse("arn:aws:lambda:eu-west-1:123456789012:function:orders:$LATEST")
             .unwrap();
-        assert_eq!(f.function, "arn:aws:lambda:eu-west-1:123456789012:function:orders");
+        assert_eq!(
+            f.function,
+            "arn:aws:lambda:eu-west-1:123456789012:function:orders"
+        );
         assert_eq!(f.region.as_deref(), Some("eu-west-1"));
-        assert_eq!(f.display(), "arn:aws:lambda:eu-west-1:123456789012:function:orders:$LATEST");
+        assert_eq!(
+            f.display(),
+            "arn:aws:lambda:eu-west-1:123456789012:function:orders:$LATEST"
+        );
         for bad in [
             "",
             "a b",

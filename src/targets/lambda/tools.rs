@@ -181,7 +181,12 @@ fn check_definition(value: &Value, pointer: &str) -> Result<LambdaToolSpec, Stri
         if !FIELDS.contains(&key.as_str()) {
             let suggestion = FIELDS
                 .iter()
-                .map(|f| (strsim::jaro_winkler(&key.to_ascii_lowercase(), &f.to_ascii_lowercase()), f))
+                .map(|f| {
+                    (
+                        strsim::jaro_winkler(&key.to_ascii_lowercase(), &f.to_ascii_lowercase()),
+                        f,
+                    )
+                })
                 .filter(|(score, _)| *score > 0.75)
                 .max_by(|a, b| a.0.total_cmp(&b.0))
                 .map(|(_, f)| format!(" (did you mean `{f}`?)"))
@@ -193,7 +198,11 @@ fn check_definition(value: &Value, pointer: &str) -> Result<LambdaToolSpec, Stri
         }
     }
     let name = match map.get("name") {
-        Some(Value::String(n)) if !n.is_empty() && n.len() <= 128 && !n.chars().any(char::is_control) => n.clone(),
+        Some(Value::String(n))
+            if !n.is_empty() && n.len() <= 128 && !n.chars().any(char::is_control) =>
+        {
+            n.clone()
+        }
         Some(_) => {
             return Err(format!(
                 "{pointer}/name: must be a non-empty string of at most 128 characters"
@@ -204,7 +213,11 @@ fn check_definition(value: &Value, pointer: &str) -> Result<LambdaToolSpec, Stri
     let description = match map.get("description") {
         Some(Value::String(d)) => d.clone(),
         Some(_) => return Err(format!("{pointer}/description: must be a string")),
-        None => return Err(format!("{pointer}: `description` is required (tool `{name}`)")),
+        None => {
+            return Err(format!(
+                "{pointer}: `description` is required (tool `{name}`)"
+            ));
+        }
     };
     let input_schema = match map.get("inputSchema") {
         Some(s @ Value::Object(o)) if o.get("type") == Some(&json!("object")) => s.clone(),
@@ -213,7 +226,11 @@ fn check_definition(value: &Value, pointer: &str) -> Result<LambdaToolSpec, Stri
                 "{pointer}/inputSchema: must be a JSON Schema with \"type\": \"object\" (the arguments are one object)"
             ));
         }
-        None => return Err(format!("{pointer}: `inputSchema` is required (tool `{name}`)")),
+        None => {
+            return Err(format!(
+                "{pointer}: `inputSchema` is required (tool `{name}`)"
+            ));
+        }
     };
     crate::catalog::compile_schema(&input_schema)
         .map_err(|e| format!("{pointer}/inputSchema: not a valid JSON Schema: {e}"))?;
@@ -279,15 +296,19 @@ mod tests {
 
     #[test]
     fn non_object_output_schemas_are_wrapped() {
-        let t = check(json!({"name": "n", "description": "d", "inputSchema": {"type": "object"},
-            "outputSchema": {"type": "array", "items": {"type": "integer"}}}))
+        let t = check(
+            json!({"name": "n", "description": "d", "inputSchema": {"type": "object"},
+            "outputSchema": {"type": "array", "items": {"type": "integer"}}}),
+        )
         .unwrap();
         assert_eq!(t.output_wrap.as_deref(), Some("result"));
         let out = t.output_schema.unwrap();
         assert_eq!(out["required"], json!(["result"]));
         assert_eq!(out["properties"]["result"]["type"], "array");
-        let t = check(json!({"name": "n", "description": "d", "inputSchema": {"type": "object"},
-            "outputSchema": {"type": "object"}}))
+        let t = check(
+            json!({"name": "n", "description": "d", "inputSchema": {"type": "object"},
+            "outputSchema": {"type": "object"}}),
+        )
         .unwrap();
         assert_eq!(t.output_wrap, None);
     }

@@ -11,28 +11,12 @@ async fn handler(event: LambdaEvent<Value>) -> Result<Value, Error> {
         .as_ref()
         .map(|c| json!(c.custom))
         .unwrap_or(Value::Null);
-    let tool = custom
-        .get("bedrockAgentCoreToolName")
-        .cloned()
-        .unwrap_or(Value::Null);
-    // As AgentCore's examples do: the tool name after the target prefix picks the behaviour.
-    let local = tool
-        .as_str()
-        .and_then(|t| t.split("___").nth(1))
-        .unwrap_or("");
-    Ok(match local {
-        "greet" => json!(format!(
-            "Hello, {}!",
-            payload.get("name").and_then(Value::as_str).unwrap_or("you")
-        )),
-        "list" => json!([1, 2, 3]),
-        _ => json!({
-            "toolName": tool,
-            "event": payload,
-            "custom": custom,
-            "requestId": context.request_id,
-        }),
-    })
+    Ok(json!({
+        "toolName": custom.get("bedrockAgentCoreToolName").cloned().unwrap_or(Value::Null),
+        "event": payload,
+        "custom": custom,
+        "requestId": context.request_id,
+    }))
 }
 
 #[tokio::main]

@@ -1,7 +1,7 @@
 //! Always fails: the runtime reports the error to Lambda, which answers the caller with a
 //! function error (`errorType`, `errorMessage`).
 
-use lambda_runtime::{Error, LambdaEvent, service_fn};
+use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
 use serde_json::Value;
 
 #[derive(Debug)]
@@ -13,16 +13,23 @@ impl std::fmt::Display for OrderNotFound {
     }
 }
 
-impl std::error::Error for OrderNotFound {}
+impl From<OrderNotFound> for Diagnostic {
+    fn from(e: OrderNotFound) -> Diagnostic {
+        Diagnostic {
+            error_type: "OrderNotFound".into(),
+            error_message: e.to_string(),
+        }
+    }
+}
 
-async fn handler(event: LambdaEvent<Value>) -> Result<Value, Error> {
+async fn handler(event: LambdaEvent<Value>) -> Result<Value, OrderNotFound> {
     let id = event
         .payload
         .get("orderId")
         .and_then(Value::as_str)
         .unwrap_or("?")
         .to_string();
-    Err(Box::new(OrderNotFound(id)))
+    Err(OrderNotFound(id))
 }
 
 #[tokio::main]
