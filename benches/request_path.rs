@@ -107,7 +107,9 @@ fn bench(c: &mut Criterion) {
     c.bench_function("validate_arguments", |b| {
         b.iter(|| tool.validator.is_valid(std::hint::black_box(&args)))
     });
-    let toolgate::catalog::ToolBinding::Http { target, operation } = &tool.binding;
+    let toolgate::catalog::ToolBinding::Http { target, operation } = &tool.binding else {
+        unreachable!("api___getPet is an HTTP tool");
+    };
     let args_map = args.as_object().unwrap().clone();
     c.bench_function("build_request", |b| {
         b.iter(|| {

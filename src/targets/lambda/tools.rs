@@ -45,39 +45,32 @@ pub fn load(
     target: &str,
     lambda: &LambdaTargetConfig,
 ) -> Result<LoadedTools, ConfigError> {
-    let (list, source, base, err): (Vec<Value>, _, String, Box<dyn Fn(String) -> ConfigError>) =
-        match &lambda.tools.value {
-            ToolsSource::Inline(list) => {
-                let at = lambda.tools.referenced;
-                let file = config_file.to_path_buf();
-                (
-                    list.clone(),
-                    config_file.to_path_buf(),
-                    String::new(),
-                    Box::new(move |m| {
-                        ConfigError::at(&file, &at, format!("target `{target}`: lambda.tools{m}"))
-                    }),
-                )
-            }
-            ToolsSource::File(relative) => {
-                let file = Config::resolve(config_file, relative);
-                let (list, base) = read_file(&file, target)?;
-                let f = file.clone();
-                (
-                    list,
-                    file,
-                    base,
-                    Box::new(move |m| {
-                        ConfigError::file(&f, format!("tools of target `{target}`: at {m}"))
-                    }),
-                )
-            }
-        };
+    // Where the definitions are, and how a problem at a JSON pointer is reported.
+    let inline = matches!(lambda.tools.value, ToolsSource::Inline(_));
+    let (list, source, base) = match &lambda.tools.value {
+        ToolsSource::Inline(list) => (list.clone(), config_file.to_path_buf(), String::new()),
+        ToolsSource::File(relative) => {
+            let file = Config::resolve(config_file, relative);
+            let (list, base) = read_file(&file, target)?;
+            (list, file, base)
+        }
+    };
+    let err = |m: String| {
+        if inline {
+            ConfigError::at(
+                config_file,
+                &lambda.tools.referenced,
+                format!("target `{target}`: lambda.tools{m}"),
+            )
+        } else {
+            ConfigError::file(&source, format!("tools of target `{target}`: at {m}"))
+        }
+    };
     let mut tools = Vec::with_capacity(list.len());
     let mut seen: HashMap<String, usize> = HashMap::new();
     for (i, value) in list.iter().enumerate() {
         let pointer = format!("{base}/{i}");
-        let tool = check_definition(value, &pointer).map_err(|m| err(m))?;
+        let tool = check_definition(value, &pointer).map_err(err)?;
         if let Some(first) = seen.insert(tool.name.clone(), i) {
             return Err(err(format!(
                 "{pointer}/name: tool `{}` is already defined at {base}/{first}; names must be unique",
