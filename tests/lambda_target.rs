@@ -462,6 +462,7 @@ fn aws(counts: Arc<AtomicUsize>) -> impl Fn(&Recorded) -> Answer + Send + Sync +
                 vec![("x-amzn-errortype", "ServiceException")],
             ),
             "busy" | "flaky" => ok(json!({"ok": true, "attempt": n + 1})),
+            "slow" => Answer::Hang,
             "denied" => Answer::JsonWith(
                 403,
                 json!({"Message": "User: arn:aws:sts::123456789012:assumed-role/gateway/i-0abc is not authorized to perform: lambda:InvokeFunction on resource: arn:aws:lambda:us-east-1:123456789012:function:denied because no identity-based policy allows the lambda:InvokeFunction action"}),
@@ -652,6 +653,27 @@ async fn throttling_and_transient_errors_are_retried_with_backoff() {
     assert!(text.contains("throttled"), "{text}");
     assert!(text.contains("TooManyRequestsException"), "{text}");
     assert!(upstream.count() >= 2, "{}", upstream.count());
+}
+
+#[tokio::test]
+async fn a_function_that_does_not_answer_times_out() {
+    let (upstream, gateway, _) = recorded(
+        &[("orders", "      function: slow\n      timeout: 300ms\n")],
+        "",
+    )
+    .await;
+    let result = call(&gateway, "orders___run", json!({})).await;
+    assert_eq!(result.is_error, Some(true));
+    let text = text_of(&result);
+    assert!(text.contains("did not answer within 300ms"), "{text}");
+    assert_eq!(upstream.count(), 1);
+    let metrics = gateway.metrics_text().await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.contains("orders___run") && l.contains("\"timeout\"") && l.ends_with(" 1")),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
