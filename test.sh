@@ -12,5 +12,6 @@ if [ "$(cat "$idp_stamp" 2>/dev/null)" != "$idp_want" ]; then
   (cd tests/idp && npm ci --no-audit --no-fund --loglevel=error) >&2
   echo "$idp_want" > "$idp_stamp"
 fi
+tests/lambda-fixtures/install.sh   # cargo-lambda (pip wheel) for tests/lambda_target.rs
 cargo test --locked
 tests/interop/run.sh

@@ -102,7 +102,9 @@ fn steps(c: &mut Criterion, group: &str, endpoint: &McpEndpoint, tool_name: &str
         tool.validator.is_valid(args),
         "{group}: the bench arguments must be valid"
     );
-    let ToolBinding::Http { target, operation } = &tool.binding;
+    let ToolBinding::Http { target, operation } = &tool.binding else {
+        unreachable!("{group}: {tool_name} is an HTTP tool");
+    };
     let args_map = args.as_object().unwrap().clone();
     toolgate::targets::http::build_request(target, operation, &args_map).unwrap();
 

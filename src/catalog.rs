@@ -11,6 +11,7 @@ use serde_json::value::RawValue;
 use sha2::Digest;
 
 use crate::targets::http::{HttpOperation, HttpTarget};
+use crate::targets::lambda::{LambdaTarget, LambdaToolSpec};
 
 /// MCP tool annotations (hints for clients; never trusted for security).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -170,6 +171,13 @@ pub enum ToolBinding {
         /// The request template.
         operation: HttpOperation,
     },
+    /// A tool of a Lambda target.
+    Lambda {
+        /// The function, its client and limits.
+        target: Arc<LambdaTarget>,
+        /// The tool's name in its definition: the function sees `target___tool`.
+        tool: Box<str>,
+    },
 }
 
 /// How an upstream answer becomes `structuredContent`.
@@ -317,6 +325,65 @@ impl Catalog {
         errors
     }
 
+    /// Names, compiles and adds the tools of one Lambda target (AgentCore ToolDefinitions),
+    /// as [`Catalog::add_http_tools`] does for HTTP targets; `cache_for` gets the tool's
+    /// name in its definition.
+    pub fn add_lambda_tools(
+        &mut self,
+        target: &Arc<LambdaTarget>,
+        naming: &Naming,
+        specs: Vec<LambdaToolSpec>,
+        metrics: &crate::metrics::Metrics,
+        cache_for: &dyn Fn(&str) -> Option<ToolCache>,
+    ) -> Vec<ToolBuildError> {
+        let hints = ToolAnnotations {
+            open_world_hint: Some(true),
+            ..ToolAnnotations::default()
+        };
+        let mut errors = Vec::new();
+        for spec in specs {
+            let name = naming.unique(naming.full_name(&target.name, &spec.name), &self.index);
+            let definition = ToolDefinition {
+                name: &name,
+                title: None,
+                description: &spec.description,
+                input_schema: &spec.input_schema,
+                output_schema: spec.output_schema.as_ref(),
+                annotations: AnnotationsWithTitle {
+                    title: None,
+                    hints: &hints,
+                },
+            };
+            match compile_definition(&definition) {
+                Ok((definition, validator)) => {
+                    let tool = Tool {
+                        metrics: metrics.for_tool(&target.name, &name),
+                        cache: cache_for(&spec.name),
+                        name: name.as_str().into(),
+                        target: target.name.clone(),
+                        definition,
+                        validator,
+                        output: OutputMapping {
+                            wrap: spec.output_wrap,
+                            has_schema: spec.output_schema.is_some(),
+                        },
+                        binding: ToolBinding::Lambda {
+                            target: target.clone(),
+                            tool: spec.name.into(),
+                        },
+                    };
+                    self.push(tool);
+                }
+                Err(reason) => errors.push(ToolBuildError {
+                    name,
+                    source_op: format!("tool {}", spec.name),
+                    reason,
+                }),
+            }
+        }
+        errors
+    }
+
     fn push(&mut self, tool: Tool) {
         self.index.insert(tool.name.clone(), self.tools.len());
         self.tools.push(Arc::new(tool));
@@ -393,6 +460,19 @@ fn build_tool(
     };
     let definition = serde_json::value::to_raw_value(&definition).map_err(|e| e.to_string())?;
     Ok((definition, validator?))
+}
+
+/// Serializes a definition and compiles its input (and output) schema.
+fn compile_definition(
+    definition: &ToolDefinition<'_>,
+) -> Result<(Box<RawValue>, jsonschema::Validator), String> {
+    let raw = serde_json::value::to_raw_value(definition).map_err(|e| e.to_string())?;
+    let validator = compile_schema(definition.input_schema)
+        .map_err(|e| format!("inputSchema does not compile: {e}"))?;
+    if let Some(output) = definition.output_schema {
+        compile_schema(output).map_err(|e| format!("outputSchema does not compile: {e}"))?;
+    }
+    Ok((raw, validator))
 }
 
 /// Compiles a schema as JSON Schema 2020-12 (the MCP default dialect), with format

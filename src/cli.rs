@@ -81,8 +81,17 @@ pub fn main() -> ExitCode {
 }
 
 fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // The AWS SDK traces signed requests (with session tokens) and canonical requests:
+    // never below info for those crates, whatever RUST_LOG says.
+    for directive in [
+        "aws_sigv4=info",
+        "aws_smithy_runtime=info",
+        "aws_smithy_http_client=info",
+    ] {
+        filter = filter.add_directive(directive.parse().expect("valid directive"));
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

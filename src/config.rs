@@ -125,9 +125,9 @@ pub struct TargetConfig {
     /// An OpenAPI-described REST API.
     #[serde(default)]
     pub openapi: Option<OpenApiTargetConfig>,
-    /// An AWS Lambda function (not in this build).
+    /// An AWS Lambda function with AgentCore tool definitions.
     #[serde(default)]
-    pub lambda: Option<Spanned<serde_json::Value>>,
+    pub lambda: Option<Spanned<crate::targets::lambda::LambdaTargetConfig>>,
     /// Outbound credentials.
     #[serde(default)]
     pub credentials: Option<Spanned<CredentialsConfig>>,
@@ -403,7 +403,9 @@ fn de_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Er
     }
 }
 
-fn de_opt_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+pub(crate) fn de_opt_duration<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Duration>, D::Error> {
     de_duration(d).map(Some)
 }
 
@@ -545,25 +547,29 @@ impl Config {
                 ));
             }
             seen.push(&name.value);
-            if let Some(lambda) = &target.lambda {
-                return Err(ConfigError::at(
-                    path,
-                    &lambda.referenced,
-                    format!(
-                        "target `{}`: Lambda targets are not available in this build of toolgate",
-                        name.value
-                    ),
-                ));
-            }
-            if target.openapi.is_none() {
-                return Err(ConfigError::at(
-                    path,
-                    &name.referenced,
-                    format!(
-                        "target `{}` needs an `openapi:` section (spec, base_url...)",
-                        name.value
-                    ),
-                ));
+            match (&target.openapi, &target.lambda) {
+                (Some(_), Some(lambda)) => {
+                    return Err(ConfigError::at(
+                        path,
+                        &lambda.referenced,
+                        format!(
+                            "target `{}` has both `openapi:` and `lambda:`; a target takes exactly one (split it in two targets)",
+                            name.value
+                        ),
+                    ));
+                }
+                (None, None) => {
+                    return Err(ConfigError::at(
+                        path,
+                        &name.referenced,
+                        format!(
+                            "target `{}` needs an `openapi:` section (spec, base_url...) or a `lambda:` section (function, tools)",
+                            name.value
+                        ),
+                    ));
+                }
+                (None, Some(_)) => crate::targets::lambda::settings::check_target(path, target)?,
+                (Some(_), None) => {}
             }
             if let Some(creds) = &target.credentials {
                 let c = &creds.value;

@@ -106,8 +106,37 @@ pub fn load(path: &Path) -> Result<Loaded, LoadError> {
     let mut catalog = Catalog::new();
     let mut targets = Vec::new();
     let mut tool_scopes = crate::auth::inbound::ToolScopes::new();
+    let lambda_clients = crate::targets::lambda::Clients::build(&config, path)?;
     for target in &config.targets {
         let name = target.name.value.clone();
+        if target.lambda.is_some() {
+            let cache_for = tool_cache_policy(target, config.inbound.is_some(), &metrics);
+            let (spec, tools, errors) = crate::targets::lambda::load_target(
+                path,
+                &config,
+                target,
+                &lambda_clients,
+                &naming,
+                &metrics,
+                &|tool: &str| cache_for(tool, None),
+                &mut catalog,
+                &mut warnings,
+            )?;
+            let skipped = errors
+                .into_iter()
+                .map(|e| Skipped {
+                    operation: e.source_op,
+                    reason: e.reason,
+                })
+                .collect();
+            targets.push(TargetSummary {
+                name,
+                spec,
+                tools,
+                skipped,
+            });
+            continue;
+        }
         let Some(openapi) = &target.openapi else {
             continue;
         };
@@ -199,6 +228,17 @@ fn cache_policy<'a>(
     inbound_auth: bool,
     metrics: &Metrics,
 ) -> impl Fn(&ToolSpec) -> Option<ToolCache> + 'a {
+    let by_name = tool_cache_policy(target, inbound_auth, metrics);
+    move |spec: &ToolSpec| by_name(&spec.name, Some(spec.operation.method.as_str()))
+}
+
+/// [`cache_policy`] by tool name and HTTP method; a tool without a method (Lambda) is
+/// cached whenever its target or its `operations.<tool>.cache` says so.
+fn tool_cache_policy<'a>(
+    target: &'a TargetConfig,
+    inbound_auth: bool,
+    metrics: &Metrics,
+) -> impl Fn(&str, Option<&str>) -> Option<ToolCache> + 'a {
     let base = target.cache.as_ref().map(|c| &c.value);
     let any_override = target.operations.values().any(|o| {
         matches!(
@@ -222,12 +262,9 @@ fn cache_policy<'a>(
     } else {
         CacheScope::Shared
     };
-    move |spec: &ToolSpec| {
+    move |name: &str, method: Option<&str>| {
         let cache = shared.clone()?;
-        let over = target
-            .operations
-            .get(&spec.name)
-            .and_then(|o| o.cache.as_ref());
+        let over = target.operations.get(name).and_then(|o| o.cache.as_ref());
         let settings = match over {
             Some(CacheOverride::Enabled(false)) => return None,
             Some(CacheOverride::Settings(s)) => Some(s),
@@ -243,10 +280,10 @@ fn cache_policy<'a>(
         let methods = settings
             .and_then(|s| s.methods.as_ref())
             .or(base.and_then(|b| b.methods.as_ref()));
-        let method = spec.operation.method.as_str();
-        let cacheable = match methods {
-            Some(list) => list.iter().any(|m| m.eq_ignore_ascii_case(method)),
-            None => matches!(method, "GET" | "HEAD"),
+        let cacheable = match (methods, method) {
+            (_, None) => true,
+            (Some(list), Some(method)) => list.iter().any(|m| m.eq_ignore_ascii_case(method)),
+            (None, Some(method)) => matches!(method, "GET" | "HEAD"),
         };
         if !cacheable {
             return None;

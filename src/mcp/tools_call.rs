@@ -242,6 +242,47 @@ async fn execute(
             rendered.upstream = Some(upstream);
             rendered
         }
+        ToolBinding::Lambda {
+            target,
+            tool: local,
+        } => {
+            let ids = crate::targets::lambda::CallIds::new(
+                call.id.get(),
+                header_str(call.headers, "mcp-session-id"),
+            );
+            let sent = Instant::now();
+            let wraps = tool.output.wrap.is_some();
+            let result = target.invoke(local, &ids, arguments, wraps).await;
+            let upstream = sent.elapsed();
+            tool.metrics
+                .upstream_duration
+                .observe(upstream.as_secs_f64());
+            let mut rendered = match result {
+                Ok(answer) => {
+                    tool.metrics.status(answer.status);
+                    tool.metrics
+                        .response_bytes
+                        .observe(answer.body.len() as f64);
+                    let mut r = Rendered::new(answer_fragment(tool, &answer), Outcome::Ok);
+                    r.status = Some(answer.status);
+                    r
+                }
+                Err(error) => {
+                    tracing::debug!(tool = %tool.name, %error, "Lambda tool call failed");
+                    let mut r = Rendered::new(
+                        error_fragment(&format!("Tool {} failed: {error}", tool.name)),
+                        error.outcome(),
+                    );
+                    r.status = error.status();
+                    if let Some(status) = r.status {
+                        tool.metrics.status(status);
+                    }
+                    r
+                }
+            };
+            rendered.upstream = Some(upstream);
+            rendered
+        }
     }
 }
 

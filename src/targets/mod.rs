@@ -5,6 +5,7 @@
 //! [`crate::catalog::OutputMapping`].
 
 pub mod http;
+pub mod lambda;
 
 use bytes::Bytes;
 

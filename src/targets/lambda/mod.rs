@@ -1,0 +1,207 @@
+//! Lambda targets: AWS Lambda functions served as MCP tools, with AgentCore Gateway's event
+//! contract (the event is the arguments object; `ClientContext.custom` carries the
+//! `bedrockAgentCore*` fields), so functions written for AgentCore run unchanged.
+//!
+//! [`Clients`] builds one Invoke API client per region and endpoint at load time (standard
+//! AWS credential chain); [`LambdaTarget::invoke`] makes one `RequestResponse` call with
+//! jittered exponential backoff on throttling and transient failures, within the timeout.
+
+pub mod settings;
+pub mod tools;
+
+mod errors;
+mod invoke;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::catalog::{Catalog, Naming, ToolCache};
+use crate::config::{Config, ConfigError, TargetConfig};
+use crate::metrics::Metrics;
+
+pub use errors::LambdaError;
+pub use invoke::CallIds;
+pub use settings::{FunctionRef, LambdaTargetConfig, ToolFilter, ToolsSource};
+pub use tools::LambdaToolSpec;
+
+/// Lambda's limit on a synchronous invocation's request payload: 6 MB.
+pub const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
+
+/// Lambda's limit on the base64 `ClientContext` of an invocation.
+pub const MAX_CLIENT_CONTEXT_BYTES: usize = 3583;
+
+/// One Lambda target: the function, its client and its limits.
+pub struct LambdaTarget {
+    /// Target name (`bedrockAgentCoreTargetId`, metrics label).
+    pub name: Arc<str>,
+    /// Gateway name (`bedrockAgentCoreGatewayId`).
+    pub gateway: Arc<str>,
+    /// The function invoked.
+    pub function: FunctionRef,
+    /// The region the client signs for.
+    pub region: String,
+    /// Time for one call, retries included.
+    pub timeout: Duration,
+    client: aws_sdk_lambda::Client,
+}
+
+impl std::fmt::Debug for LambdaTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LambdaTarget")
+            .field("name", &self.name)
+            .field("function", &self.function.display())
+            .field("region", &self.region)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What identifies an Invoke API client: region (none = the standard chain's) and endpoint.
+type ClientKey = (Option<String>, Option<String>);
+
+/// The Invoke API clients of a configuration, one per region and endpoint, built at load.
+#[derive(Default)]
+pub struct Clients {
+    clients: HashMap<ClientKey, (aws_sdk_lambda::Client, String)>,
+}
+
+impl Clients {
+    /// Builds the clients every Lambda target of `config` needs (none when there is none).
+    /// The standard chain (environment, profile, SSO, web identity, ECS/EC2 metadata) is
+    /// set up here but asks for credentials only on the first call.
+    pub fn build(config: &Config, path: &Path) -> Result<Clients, ConfigError> {
+        let mut keys: Vec<(ClientKey, &TargetConfig)> = Vec::new();
+        for target in &config.targets {
+            let Some(lambda) = &target.lambda else {
+                continue;
+            };
+            let resolved = lambda.value.validate(path, &target.name.value)?;
+            let key = (
+                resolved.region,
+                lambda.value.endpoint_url.as_ref().map(|e| e.value.clone()),
+            );
+            if !keys.iter().any(|(k, _)| *k == key) {
+                keys.push((key, target));
+            }
+        }
+        if keys.is_empty() {
+            return Ok(Clients::default());
+        }
+        let wanted: Vec<ClientKey> = keys.iter().map(|(k, _)| k.clone()).collect();
+        // The SDK's configuration loader is async and load time is not: run it on a
+        // runtime of its own, on a thread of its own (it works inside or outside tokio).
+        let built = std::thread::scope(|s| {
+            s.spawn(|| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map(|rt| rt.block_on(invoke::build_clients(wanted)))
+            })
+            .join()
+        });
+        let built = match built {
+            Ok(Ok(v)) => v,
+            _ => {
+                return Err(ConfigError::file(
+                    path,
+                    "cannot start the AWS SDK configuration loader",
+                ));
+            }
+        };
+        let mut clients = HashMap::new();
+        for ((key, target), result) in keys.into_iter().zip(built) {
+            match result {
+                Some((client, region)) => {
+                    clients.insert(key, (client, region));
+                }
+                None => {
+                    let at = target
+                        .lambda
+                        .as_ref()
+                        .map(|l| l.referenced)
+                        .unwrap_or(target.name.referenced);
+                    return Err(ConfigError::at(
+                        path,
+                        &at,
+                        format!(
+                            "target `{}`: no AWS region: set lambda.region, use a function ARN, or set AWS_REGION \
+                             (or a region in the AWS profile)",
+                            target.name.value
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(Clients { clients })
+    }
+}
+
+/// Loads one Lambda target: checks its tool definitions, then names, compiles and adds its
+/// tools to `catalog`. Returns the number of tools added and where they were defined.
+#[allow(clippy::too_many_arguments)]
+pub fn load_target(
+    config_file: &Path,
+    config: &Config,
+    target: &TargetConfig,
+    clients: &Clients,
+    naming: &Naming,
+    metrics: &Metrics,
+    cache_for: &dyn Fn(&str) -> Option<ToolCache>,
+    catalog: &mut Catalog,
+    warnings: &mut Vec<String>,
+) -> Result<
+    (
+        std::path::PathBuf,
+        usize,
+        Vec<crate::catalog::ToolBuildError>,
+    ),
+    ConfigError,
+> {
+    let name = &target.name.value;
+    let lambda = &target
+        .lambda
+        .as_ref()
+        .expect("load_target is called for Lambda targets")
+        .value;
+    let resolved = lambda.validate(config_file, name)?;
+    let loaded = tools::load(config_file, name, lambda)?;
+    warnings.extend(loaded.warnings);
+    let key = (
+        resolved.region.clone(),
+        lambda.endpoint_url.as_ref().map(|e| e.value.clone()),
+    );
+    let (client, region) = clients
+        .clients
+        .get(&key)
+        .cloned()
+        .ok_or_else(|| ConfigError::file(config_file, "internal: Lambda client not built"))?;
+    let lambda_target = Arc::new(LambdaTarget {
+        name: name.as_str().into(),
+        gateway: config.gateway.name.as_str().into(),
+        function: resolved.function,
+        region,
+        timeout: lambda.timeout.unwrap_or(target.timeout),
+        client,
+    });
+    // The longest tool name must leave room for the ids in the client context.
+    if let Some(longest) = loaded
+        .tools
+        .iter()
+        .map(|t| t.name.as_str())
+        .max_by_key(|n| n.len())
+        && let Err(e) = invoke::client_context(&lambda_target, longest, &CallIds::sample())
+    {
+        return Err(ConfigError::at(
+            config_file,
+            &target.name.referenced,
+            format!(
+                "target `{name}`: {e} (shorten gateway.name, the target name or the tool names)"
+            ),
+        ));
+    }
+    let made = loaded.tools.len();
+    let errors = catalog.add_lambda_tools(&lambda_target, naming, loaded.tools, metrics, cache_for);
+    Ok((loaded.source, made - errors.len(), errors))
+}
