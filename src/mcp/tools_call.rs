@@ -246,10 +246,17 @@ async fn execute(
             target,
             tool: local,
         } => {
-            let ids = crate::targets::lambda::CallIds::new(
+            let mut ids = crate::targets::lambda::CallIds::new(
                 call.id.get(),
                 header_str(call.headers, "mcp-session-id"),
             );
+            let span = call.span.client("lambda invoke");
+            if crate::telemetry::enabled() {
+                span.set("tool.name", tool.name.to_string());
+                span.set("faas.invoked_provider", "aws");
+                span.set("faas.invoked_name", target.name.to_string());
+                ids.traceparent = span.traceparent();
+            }
             let sent = Instant::now();
             let wraps = tool.output.wrap.is_some();
             let result = target.invoke(local, &ids, arguments, wraps).await;
@@ -268,6 +275,7 @@ async fn execute(
                     r
                 }
                 Err(error) => {
+                    span.error(error.to_string());
                     tracing::debug!(tool = %tool.name, %error, "Lambda tool call failed");
                     let mut r = Rendered::new(
                         error_fragment(&format!("Tool {} failed: {error}", tool.name)),
@@ -280,6 +288,7 @@ async fn execute(
                     r
                 }
             };
+            drop(span);
             rendered.upstream = Some(upstream);
             rendered
         }

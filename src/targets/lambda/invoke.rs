@@ -37,6 +37,9 @@ pub struct CallIds {
     pub session_id: String,
     /// A fresh UUID for this gateway request (`bedrockAgentCoreAwsRequestId`).
     pub request_id: String,
+    /// The W3C `traceparent` of the gateway's span for this invocation, when tracing is on
+    /// (`custom.traceparent`, so that the function can continue the trace).
+    pub traceparent: Option<String>,
 }
 
 impl CallIds {
@@ -54,6 +57,7 @@ impl CallIds {
             message_id: truncate(&message_id, MAX_ID_CHARS).to_string(),
             session_id,
             request_id: uuid::Uuid::new_v4().to_string(),
+            traceparent: None,
         }
     }
 
@@ -64,6 +68,7 @@ impl CallIds {
             message_id: long.clone(),
             session_id: long,
             request_id: uuid::Uuid::nil().to_string(),
+            traceparent: Some(format!("00-{}-{}-01", "0".repeat(32), "0".repeat(16))),
         }
     }
 }
@@ -81,23 +86,30 @@ pub(super) fn client_context(
     tool: &str,
     ids: &CallIds,
 ) -> Result<String, LambdaError> {
-    let custom = serde_json::json!({
-        "bedrockAgentCoreGatewayId": &*target.gateway,
-        "bedrockAgentCoreTargetId": &*target.name,
-        "bedrockAgentCoreMessageVersion": "1.0",
-        "bedrockAgentCoreToolName": format!("{}___{tool}", target.name),
-        "bedrockAgentCoreMcpMessageId": ids.message_id,
-        "bedrockAgentCoreAwsRequestId": ids.request_id,
-        "bedrockAgentCoreSessionId": ids.session_id,
-    });
-    let json = serde_json::json!({ "custom": custom }).to_string();
-    let encoded = STANDARD.encode(json);
+    let encoded = STANDARD.encode(context_json(&target.gateway, &target.name, tool, ids));
     if encoded.len() > MAX_CLIENT_CONTEXT_BYTES {
         return Err(LambdaError::ContextTooLarge {
             bytes: encoded.len(),
         });
     }
     Ok(encoded)
+}
+
+/// The client context document before encoding.
+fn context_json(gateway: &str, target: &str, tool: &str, ids: &CallIds) -> String {
+    let mut custom = serde_json::json!({
+        "bedrockAgentCoreGatewayId": gateway,
+        "bedrockAgentCoreTargetId": target,
+        "bedrockAgentCoreMessageVersion": "1.0",
+        "bedrockAgentCoreToolName": format!("{target}___{tool}"),
+        "bedrockAgentCoreMcpMessageId": ids.message_id,
+        "bedrockAgentCoreAwsRequestId": ids.request_id,
+        "bedrockAgentCoreSessionId": ids.session_id,
+    });
+    if let Some(traceparent) = &ids.traceparent {
+        custom["traceparent"] = serde_json::Value::String(traceparent.clone());
+    }
+    serde_json::json!({ "custom": custom }).to_string()
 }
 
 impl LambdaTarget {
@@ -275,6 +287,23 @@ mod tests {
             CallIds::new(&long, None).message_id.chars().count(),
             MAX_ID_CHARS
         );
+    }
+
+    #[test]
+    fn the_trace_context_travels_in_the_client_context() {
+        let mut ids = CallIds::new("7", Some("s-1"));
+        let plain: serde_json::Value =
+            serde_json::from_str(&context_json("gw", "orders", "get", &ids)).unwrap();
+        assert_eq!(plain["custom"]["bedrockAgentCoreToolName"], "orders___get");
+        assert!(plain["custom"].get("traceparent").is_none());
+        ids.traceparent = Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into());
+        let traced: serde_json::Value =
+            serde_json::from_str(&context_json("gw", "orders", "get", &ids)).unwrap();
+        assert_eq!(
+            traced["custom"]["traceparent"],
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        );
+        assert_eq!(traced["custom"]["bedrockAgentCoreSessionId"], "s-1");
     }
 
     #[test]
