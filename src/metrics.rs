@@ -110,6 +110,16 @@ pub const FAMILIES: &[&str] = &[
     "toolgate_build_info",
 ];
 
+/// Revision label values of `toolgate_mcp_requests_total` (`legacy`: a handshake-era request
+/// that does not say which).
+const REVISIONS: &[&str] = &[
+    "2026-07-28",
+    "2025-11-25",
+    "2025-06-18",
+    "2025-03-26",
+    "legacy",
+];
+
 /// All the gateway's metrics.
 pub struct Metrics {
     registry: Registry,
@@ -123,6 +133,8 @@ pub struct Metrics {
     request_bytes: HistogramVec,
     response_bytes: HistogramVec,
     mcp_requests: IntCounterVec,
+    /// `mcp_requests` bound for every method × revision, row-major by method.
+    mcp_request_counters: Vec<IntCounter>,
     /// Auth failures by reason (inbound authentication).
     pub auth_failures: IntCounterVec,
     /// JWKS refreshes by outcome.
@@ -170,7 +182,7 @@ impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
         let tool = &["target", "tool"];
-        let metrics = Self {
+        let mut metrics = Self {
             calls: counter(
                 &registry,
                 "toolgate_tool_calls_total",
@@ -264,8 +276,14 @@ impl Metrics {
                 "Configuration loads by outcome.",
                 &["outcome"],
             ),
+            mcp_request_counters: Vec::new(),
             registry,
         };
+        metrics.mcp_request_counters = METHODS
+            .iter()
+            .flat_map(|m| REVISIONS.iter().map(move |r| (*m, *r)))
+            .map(|(m, r)| metrics.mcp_requests.with_label_values(&[m, r]))
+            .collect();
         // Known label values start at zero, so that dashboards and alerts see the series
         // before the first event.
         for reason in AUTH_FAILURE_REASONS {
@@ -316,16 +334,18 @@ impl Metrics {
         self.cache_evictions.with_label_values(&[target, cause])
     }
 
-    /// Counts one MCP request. `method` is mapped onto a fixed set.
+    /// Counts one MCP request. `method` is mapped onto a fixed set; the counters are bound
+    /// at start, so this is an index and an atomic add.
     pub fn mcp_request(&self, method: &str, revision: &'static str) {
-        let method = METHODS
+        let m = METHODS
             .iter()
-            .copied()
-            .find(|m| *m == method)
-            .unwrap_or("other");
-        self.mcp_requests
-            .with_label_values(&[method, revision])
-            .inc();
+            .position(|m| *m == method)
+            .unwrap_or(METHODS.len() - 1);
+        let r = REVISIONS
+            .iter()
+            .position(|r| *r == revision)
+            .unwrap_or(REVISIONS.len() - 1);
+        self.mcp_request_counters[m * REVISIONS.len() + r].inc();
     }
 
     /// The Prometheus text exposition of every metric.

@@ -51,10 +51,14 @@ impl OriginPolicy {
             let origin = origin
                 .to_str()
                 .map_err(|_| "the Origin header is not valid")?
-                .trim()
-                .to_ascii_lowercase();
+                .trim();
             let host = origin.split_once("://").map(|(_, rest)| rest).unwrap_or("");
-            if !(is_loopback_authority(host) || self.allowed_origins.contains(&origin)) {
+            if !(is_loopback_authority(host)
+                || self
+                    .allowed_origins
+                    .iter()
+                    .any(|o| o.eq_ignore_ascii_case(origin)))
+            {
                 return Err("this Origin is not allowed: add it to gateway.allowed_origins");
             }
         }
@@ -65,9 +69,13 @@ impl OriginPolicy {
                 .and_then(|h| h.to_str().ok())
                 .or(uri_authority)
                 .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
-            if !(is_loopback_authority(&host) || self.allowed_hosts.contains(&host)) {
+                .trim();
+            if !(is_loopback_authority(host)
+                || self
+                    .allowed_hosts
+                    .iter()
+                    .any(|h| h.eq_ignore_ascii_case(host)))
+            {
                 return Err("this Host is not allowed: add it to gateway.allowed_hosts");
             }
         }
@@ -82,8 +90,13 @@ fn is_loopback_authority(authority: &str) -> bool {
     } else {
         authority.rsplit_once(':').map_or(authority, |(h, _)| h)
     };
-    host == "localhost"
-        || host.ends_with(".localhost")
+    let lower_suffix = host
+        .len()
+        .checked_sub(10)
+        .and_then(|start| host.get(start..))
+        .is_some_and(|tail| tail.eq_ignore_ascii_case(".localhost"));
+    host.eq_ignore_ascii_case("localhost")
+        || lower_suffix
         || host
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
@@ -119,17 +132,13 @@ fn accepts(headers: &HeaderMap) -> Accepts {
     let mut any = headers.get_all(ACCEPT).iter().next().is_none();
     for value in headers.get_all(ACCEPT) {
         for item in value.to_str().unwrap_or("").split(',') {
-            let media = item
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
-            match media.as_str() {
-                "application/json" => json = true,
-                "text/event-stream" => sse = true,
-                "*/*" | "application/*" => any = true,
-                _ => {}
+            let media = item.split(';').next().unwrap_or("").trim();
+            if media.eq_ignore_ascii_case("application/json") {
+                json = true;
+            } else if media.eq_ignore_ascii_case("text/event-stream") {
+                sse = true;
+            } else if media == "*/*" || media.eq_ignore_ascii_case("application/*") {
+                any = true;
             }
         }
     }
@@ -308,6 +317,14 @@ mod tests {
             None
         ));
         assert!(ok(&local, &[("host", "[::1]:8000")], None));
+        assert!(ok(
+            &local,
+            &[
+                ("host", "LocalHost:8000"),
+                ("origin", "HTTP://LOCALHOST:6274")
+            ],
+            None
+        ));
         assert!(!ok(&local, &[("host", "evil.example.com")], None));
         assert!(!ok(
             &local,
