@@ -235,6 +235,39 @@ impl Generator<'_> {
                 Err(_) => {}
             }
         }
+        // `dependentRequired` (an optional body's required fields): give them too, or
+        // leave out what needs them.
+        if let Some(dependent) = s.get("dependentRequired").and_then(Value::as_object) {
+            for (key, needs) in dependent {
+                if !out.contains_key(key) {
+                    continue;
+                }
+                for need in needs.as_array().into_iter().flatten().filter_map(Value::as_str) {
+                    if out.contains_key(need) {
+                        continue;
+                    }
+                    match props.get(need).map(|p| self.value(p, depth + 1)) {
+                        Some(Ok(v)) => {
+                            out.insert(need.to_string(), v);
+                        }
+                        _ => {
+                            out.remove(key);
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        // An empty object says nothing about how objects are serialized: give one
+        // property when there is any.
+        if out.is_empty() && depth > 0 {
+            if let Some((name, v)) = props
+                .iter()
+                .find_map(|(n, p)| self.value(p, depth + 1).ok().map(|v| (n.clone(), v)))
+            {
+                out.insert(name, v);
+            }
+        }
         for name in required {
             if !out.contains_key(name) {
                 let extra = s.get("additionalProperties").unwrap_or(&Value::Bool(true));
