@@ -181,8 +181,7 @@ pub(crate) fn convert_operation(
     let body_binding = match body {
         None => None,
         Some(body) => {
-            let source =
-                body_arguments(
+            let source = body_arguments(
                 ctx,
                 &mut assembler,
                 &body,
