@@ -275,10 +275,10 @@ impl Generator<'_> {
                     _ => return Err("allOf of non-objects".into()),
                 }
             }
-            if s.contains_key("properties") {
-                if let Value::Object(o) = self.object(s, depth)? {
-                    merged.extend(o);
-                }
+            if s.contains_key("properties")
+                && let Value::Object(o) = self.object(s, depth)?
+            {
+                merged.extend(o);
             }
             return Ok(Value::Object(merged));
         }
@@ -402,13 +402,13 @@ impl Generator<'_> {
         }
         // An empty object says nothing about how objects are serialized: give one
         // property when there is any.
-        if out.is_empty() && depth > 0 {
-            if let Some((name, v)) = props
+        if out.is_empty()
+            && depth > 0
+            && let Some((name, v)) = props
                 .iter()
                 .find_map(|(n, p)| self.value(p, depth + 1).ok().map(|v| (n.clone(), v)))
-            {
-                out.insert(name, v);
-            }
+        {
+            out.insert(name, v);
         }
         for name in required {
             if !out.contains_key(name) {
