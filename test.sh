@@ -12,6 +12,16 @@ if [ "$(cat "$idp_stamp" 2>/dev/null)" != "$idp_want" ]; then
   (cd tests/idp && npm ci --no-audit --no-fund --loglevel=error) >&2
   echo "$idp_want" > "$idp_stamp"
 fi
+# The conformance oracle (openapi-core, pinned in tests/oracle/requirements.txt) for
+# tests/openapi_oracle.rs, in the ignored tests/oracle/.venv.
+oracle_stamp=tests/oracle/.venv/.toolgate-stamp
+oracle_want="$(sha256sum tests/oracle/requirements.txt | cut -d' ' -f1)"
+if [ "$(cat "$oracle_stamp" 2>/dev/null)" != "$oracle_want" ]; then
+  echo "test.sh: pip install in tests/oracle/.venv" >&2
+  python3 -m venv tests/oracle/.venv
+  tests/oracle/.venv/bin/pip install --quiet --disable-pip-version-check -r tests/oracle/requirements.txt
+  echo "$oracle_want" > "$oracle_stamp"
+fi
 tests/lambda-fixtures/install.sh   # cargo-lambda (pip wheel) for tests/lambda_target.rs
 cargo test --locked
 tests/interop/run.sh

@@ -166,6 +166,7 @@ pub(crate) fn convert_operation(
     let mut assembler = Assembler::new(Mode::Input);
     let mut properties = Map::new();
     let mut required = Vec::new();
+    let mut dependent_required = None;
     for (param, arg) in params.iter().zip(&args) {
         let schema = match param.schema {
             Some(id) => assembler.schema(ctx, id)?,
@@ -180,8 +181,14 @@ pub(crate) fn convert_operation(
     let body_binding = match body {
         None => None,
         Some(body) => {
-            let source =
-                body_arguments(ctx, &mut assembler, &body, &mut properties, &mut required)?;
+            let source = body_arguments(
+                ctx,
+                &mut assembler,
+                &body,
+                &mut properties,
+                &mut required,
+                &mut dependent_required,
+            )?;
             Some(BodyBinding {
                 content_type: body.content_type,
                 encoding: body.encoding,
@@ -195,6 +202,9 @@ pub(crate) fn convert_operation(
     input.insert("properties".into(), Value::Object(properties));
     if !required.is_empty() {
         input.insert("required".into(), Value::Array(required));
+    }
+    if let Some(dependent) = dependent_required {
+        input.insert("dependentRequired".into(), Value::Object(dependent));
     }
     // Every argument is declared above, so anything else is a mistake worth rejecting.
     input.insert("additionalProperties".into(), false.into());
@@ -615,6 +625,7 @@ fn body_arguments(
     body: &BodyChoice,
     properties: &mut Map<String, Value>,
     required: &mut Vec<Value>,
+    dependent_required: &mut Option<Map<String, Value>>,
 ) -> Result<BodySource, String> {
     let schema = match body.encoding {
         BodyEncoding::Binary => json!({
@@ -659,6 +670,23 @@ fn body_arguments(
             }
             properties.insert(name.clone(), property.clone());
             names.push(name.as_str().into());
+        }
+        // An optional body is sent as soon as one of its properties is given: then the
+        // body's own `required` properties must be given too (found by the oracle:
+        // Twilio's optional form bodies with required fields).
+        if !body.required && !body_required.is_empty() {
+            let mut dependent = Map::new();
+            for name in body_properties.keys() {
+                let others: Vec<Value> = body_required
+                    .iter()
+                    .filter(|r| **r != name.as_str())
+                    .map(|r| Value::String(r.to_string()))
+                    .collect();
+                if !others.is_empty() {
+                    dependent.insert(name.clone(), Value::Array(others));
+                }
+            }
+            *dependent_required = Some(dependent);
         }
         return Ok(BodySource::Properties(names.into()));
     }
