@@ -181,7 +181,7 @@ pub(crate) fn convert_operation(
     let body_binding = match body {
         None => None,
         Some(body) => {
-            let source = body_arguments(
+            let (source, binary_parts) = body_arguments(
                 ctx,
                 &mut assembler,
                 &body,
@@ -194,6 +194,7 @@ pub(crate) fn convert_operation(
                 encoding: body.encoding,
                 source,
                 required: body.required,
+                binary_parts,
             })
         }
     };
@@ -626,7 +627,7 @@ fn body_arguments(
     properties: &mut Map<String, Value>,
     required: &mut Vec<Value>,
     dependent_required: &mut Option<Map<String, Value>>,
-) -> Result<BodySource, String> {
+) -> Result<(BodySource, Box<[Box<str>]>), String> {
     let schema = match body.encoding {
         BodyEncoding::Binary => json!({
             "type": "string",
@@ -649,6 +650,10 @@ fn body_arguments(
                 _ => schema,
             }
         }
+    };
+    let binary_parts = match body.encoding {
+        BodyEncoding::Multipart => base64_fields(&schema),
+        _ => Box::default(),
     };
     let flattenable = matches!(
         body.encoding,
@@ -688,7 +693,7 @@ fn body_arguments(
             }
             *dependent_required = Some(dependent);
         }
-        return Ok(BodySource::Properties(names.into()));
+        return Ok((BodySource::Properties(names.into()), binary_parts));
     }
     let taken: HashSet<String> = properties.keys().cloned().collect();
     let name = if taken.contains("body") {
@@ -709,7 +714,7 @@ fn body_arguments(
     if body.required {
         required.push(Value::String(name.clone()));
     }
-    Ok(BodySource::Whole(name.into()))
+    Ok((BodySource::Whole(name.into()), binary_parts))
 }
 
 /// The properties of a body schema that can become top-level arguments without losing
@@ -743,6 +748,23 @@ fn flat_properties(schema: &Value) -> Option<&Map<String, Value>> {
         return None;
     }
     map.get("properties")?.as_object().filter(|p| !p.is_empty())
+}
+
+/// The top-level properties that [`binary_parts_as_base64`] turned into base64 strings
+/// (directly, or as the items of an array of files).
+fn base64_fields(schema: &Value) -> Box<[Box<str>]> {
+    let is_base64 = |v: &Value| v.get("contentEncoding") == Some(&json!("base64"));
+    schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .map(|props| {
+            props
+                .iter()
+                .filter(|(_, v)| is_base64(v) || v.get("items").is_some_and(is_base64))
+                .map(|(k, _)| k.as_str().into())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Multipart file parts (`format: binary`) become base64 strings, the only way to pass

@@ -109,7 +109,7 @@ pub(super) fn encode_body(
         BodyEncoding::Form => (form(&source)?, binding.content_type.clone()),
         BodyEncoding::Multipart => {
             let boundary = new_boundary();
-            let body = multipart(&source, &boundary)?;
+            let body = multipart(&source, &boundary, &binding.binary_parts)?;
             (
                 body,
                 multipart_content_type(&binding.content_type, &boundary)?,
@@ -275,6 +275,36 @@ fn close_multipart(out: &mut Vec<u8>, boundary: &str) {
     out.extend_from_slice(b"--\r\n");
 }
 
+/// Writes one part; a string of a `binary` field is base64 file content, sent decoded.
+fn binary_or_part(
+    out: &mut Vec<u8>,
+    boundary: &str,
+    name: &str,
+    value: &Value,
+    binary: bool,
+) -> Result<(), UpstreamError> {
+    match value {
+        Value::String(content) if binary => {
+            let data = decode_base64(content).map_err(|e| {
+                UpstreamError::Request(format!(
+                    "part `{name}`: the file content is not base64: {e}"
+                ))
+            })?;
+            part_head(
+                out,
+                boundary,
+                name,
+                Some(name),
+                Some("application/octet-stream"),
+            );
+            out.extend_from_slice(&data);
+            out.extend_from_slice(b"\r\n");
+            Ok(())
+        }
+        value => part(out, boundary, name, value),
+    }
+}
+
 /// Writes one part for `value` (not an array).
 fn part(out: &mut Vec<u8>, boundary: &str, name: &str, value: &Value) -> Result<(), UpstreamError> {
     match value {
@@ -324,16 +354,21 @@ fn part(out: &mut Vec<u8>, boundary: &str, name: &str, value: &Value) -> Result<
     Ok(())
 }
 
-fn multipart(source: &Source<'_>, boundary: &str) -> Result<Bytes, UpstreamError> {
+fn multipart(
+    source: &Source<'_>,
+    boundary: &str,
+    binary_parts: &[Box<str>],
+) -> Result<Bytes, UpstreamError> {
     let mut out = Vec::with_capacity(512);
     for (name, value) in source.members()? {
+        let binary = binary_parts.iter().any(|b| **b == *name);
         match value {
             Value::Array(items) => {
                 for item in items {
-                    part(&mut out, boundary, name, item)?;
+                    binary_or_part(&mut out, boundary, name, item, binary)?;
                 }
             }
-            value => part(&mut out, boundary, name, value)?,
+            value => binary_or_part(&mut out, boundary, name, value, binary)?,
         }
     }
     close_multipart(&mut out, boundary);

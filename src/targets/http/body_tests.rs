@@ -10,6 +10,7 @@ fn binding(content_type: &'static str, encoding: BodyEncoding, source: BodySourc
         encoding,
         source,
         required: false,
+        binary_parts: Box::default(),
     }
 }
 
@@ -335,4 +336,46 @@ fn binary_body_is_base64_decoded() {
             "{bad}"
         );
     }
+}
+
+#[test]
+fn binary_fields_take_base64_strings_and_send_the_bytes() {
+    let mut b = binding(
+        "multipart/form-data",
+        BodyEncoding::Multipart,
+        props(&["file", "files", "note"]),
+    );
+    b.binary_parts = vec![Box::from("file"), Box::from("files")].into();
+    let body = encode(
+        &b,
+        json!({"file": "AAEC/w==", "files": ["aGk=", "eW8="], "note": "aGk="}),
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        parse_multipart(&body),
+        [
+            part(
+                "file",
+                Some("file"),
+                Some("application/octet-stream"),
+                &[0, 1, 2, 255]
+            ),
+            part(
+                "files",
+                Some("files"),
+                Some("application/octet-stream"),
+                b"hi"
+            ),
+            part(
+                "files",
+                Some("files"),
+                Some("application/octet-stream"),
+                b"yo"
+            ),
+            part("note", None, None, b"aGk="),
+        ]
+    );
+    let err = encode(&b, json!({"file": "not base64!"})).unwrap_err();
+    assert!(err.to_string().contains("part `file`"), "{err}");
 }

@@ -114,6 +114,9 @@ pub struct BodyBinding {
     pub source: BodySource,
     /// Whether the operation requires a body (an empty object is then still sent).
     pub required: bool,
+    /// Multipart fields declared `format: binary`: their argument is a base64 string (the
+    /// only way to pass bytes in JSON arguments), sent decoded as a file part.
+    pub binary_parts: Box<[Box<str>]>,
 }
 
 /// Everything needed to turn a tool's arguments into the upstream request, built once at

@@ -632,6 +632,7 @@ fn body_sets_content_type_and_length() {
         encoding: BodyEncoding::Json,
         source: BodySource::Properties(vec!["name".into(), "tag".into()].into()),
         required: false,
+        binary_parts: Box::default(),
     });
     let request = build(&op, json!({"tag": "t", "name": "n"})).unwrap();
     assert_eq!(request.headers()["content-type"], "application/json");
