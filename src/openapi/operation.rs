@@ -627,7 +627,7 @@ fn body_arguments(
     properties: &mut Map<String, Value>,
     required: &mut Vec<Value>,
     dependent_required: &mut Option<Map<String, Value>>,
-) -> Result<(BodySource, Box<[Box<str>]>), String> {
+) -> Result<(BodySource, BinaryParts), String> {
     let schema = match body.encoding {
         BodyEncoding::Binary => json!({
             "type": "string",
@@ -750,9 +750,12 @@ fn flat_properties(schema: &Value) -> Option<&Map<String, Value>> {
     map.get("properties")?.as_object().filter(|p| !p.is_empty())
 }
 
+/// Names of multipart fields whose arguments are base64 file content.
+type BinaryParts = Box<[Box<str>]>;
+
 /// The top-level properties that [`binary_parts_as_base64`] turned into base64 strings
 /// (directly, or as the items of an array of files).
-fn base64_fields(schema: &Value) -> Box<[Box<str>]> {
+fn base64_fields(schema: &Value) -> BinaryParts {
     let is_base64 = |v: &Value| v.get("contentEncoding") == Some(&json!("base64"));
     schema
         .get("properties")
