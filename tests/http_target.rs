@@ -205,6 +205,7 @@ async fn sends_exactly_the_built_request() {
             encoding: BodyEncoding::Json,
             source: BodySource::Properties(vec!["name".into(), "size".into()].into()),
             required: true,
+            binary_parts: Box::default(),
         }),
         accept: Some(HeaderValue::from_static("application/json")),
     };
@@ -504,6 +505,7 @@ async fn multipart_upload_reaches_the_upstream_intact() {
         encoding: BodyEncoding::Multipart,
         source: BodySource::Properties(vec!["file".into()].into()),
         required: true,
+        binary_parts: Box::default(),
     });
     client()
         .call(
