@@ -202,17 +202,7 @@ async fn execute(
                 .upstream_duration
                 .observe(upstream.as_secs_f64());
             let mut rendered = match result {
-                Ok(answer) => {
-                    tool.metrics.status(answer.status);
-                    tool.metrics
-                        .response_bytes
-                        .observe(answer.body.len() as f64);
-                    let mut r = Rendered::new(answer_fragment(tool, &answer), Outcome::Ok);
-                    r.status = Some(answer.status);
-                    r.directives = answer.cache;
-                    r.truncated = answer.truncated;
-                    r
-                }
+                Ok(answer) => rendered_answer(tool, &answer),
                 Err(error) => {
                     tracing::debug!(tool = %tool.name, %error, "tool call failed upstream");
                     let outcome = match &error {
@@ -265,15 +255,7 @@ async fn execute(
                 .upstream_duration
                 .observe(upstream.as_secs_f64());
             let mut rendered = match result {
-                Ok(answer) => {
-                    tool.metrics.status(answer.status);
-                    tool.metrics
-                        .response_bytes
-                        .observe(answer.body.len() as f64);
-                    let mut r = Rendered::new(answer_fragment(tool, &answer), Outcome::Ok);
-                    r.status = Some(answer.status);
-                    r
-                }
+                Ok(answer) => rendered_answer(tool, &answer),
                 Err(error) => {
                     span.error(error.to_string());
                     tracing::debug!(tool = %tool.name, %error, "Lambda tool call failed");
@@ -293,6 +275,20 @@ async fn execute(
             rendered
         }
     }
+}
+
+/// Counts a successful upstream answer in the tool's metrics and renders it, keeping what
+/// the cache needs to know (`Cache-Control`, truncation).
+fn rendered_answer(tool: &Tool, answer: &UpstreamAnswer) -> Rendered {
+    tool.metrics.status(answer.status);
+    tool.metrics
+        .response_bytes
+        .observe(answer.body.len() as f64);
+    let mut r = Rendered::new(answer_fragment(tool, answer), Outcome::Ok);
+    r.status = Some(answer.status);
+    r.directives = answer.cache;
+    r.truncated = answer.truncated;
+    r
 }
 
 /// A rendered tool result: the members of the result object after `resultType`.
