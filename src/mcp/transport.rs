@@ -102,6 +102,9 @@ fn is_loopback_authority(authority: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// Longest time a request body may take to arrive.
+const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The response type of the gateway's HTTP services.
 pub type HttpResponse = Response<Full<Bytes>>;
 
@@ -231,7 +234,23 @@ where
         return too_large();
     }
     let (parts, body) = request.into_parts();
-    let body = match Limited::new(body, max).collect().await {
+    // A client that announces a body and then trickles it must not hold a connection and
+    // a buffer forever.
+    let collected =
+        tokio::time::timeout(BODY_READ_TIMEOUT, Limited::new(body, max).collect()).await;
+    let Ok(collected) = collected else {
+        return plain_error(
+            StatusCode::REQUEST_TIMEOUT,
+            &RpcError::new(
+                code::INVALID_REQUEST,
+                format!(
+                    "the request body did not arrive within {}s",
+                    BODY_READ_TIMEOUT.as_secs()
+                ),
+            ),
+        );
+    };
+    let body = match collected {
         Ok(collected) => collected.to_bytes(),
         Err(e)
             if e.downcast_ref::<http_body_util::LengthLimitError>()
