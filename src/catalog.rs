@@ -70,6 +70,8 @@ pub struct ToolSpec {
     pub annotations: ToolAnnotations,
     /// How a call reaches the upstream.
     pub operation: HttpOperation,
+    /// A local name set in the config (`operations.<id>.rename`), used instead of `name`.
+    pub rename: Option<String>,
 }
 
 /// How tool names are formed.
@@ -293,7 +295,8 @@ impl Catalog {
         // naming: done on every core first, then the tools are named and added in order.
         let compiled = compile_all(&specs);
         for (spec, validator) in specs.into_iter().zip(compiled) {
-            let name = naming.unique(naming.full_name(&target.name, &spec.name), &self.index);
+            let local = spec.rename.as_deref().unwrap_or(&spec.name);
+            let name = naming.unique(naming.full_name(&target.name, local), &self.index);
             match build_tool(&name, &spec, validator) {
                 Ok((definition, validator)) => {
                     let cache = cache_for(&spec);

@@ -177,6 +177,12 @@ pub struct OperationConfig {
     /// Scopes needed for this tool (replace the target's `scopes`; inbound auth).
     #[serde(default)]
     pub scopes: Option<Vec<String>>,
+    /// The tool's local name instead of the operationId (the target prefix still applies).
+    #[serde(default)]
+    pub rename: Option<String>,
+    /// The tool's description instead of the document's summary and description.
+    #[serde(default)]
+    pub description: Option<String>,
 }
 
 /// A per-operation cache setting.

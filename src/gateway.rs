@@ -145,11 +145,17 @@ pub fn load(path: &Path) -> Result<Loaded, LoadError> {
             base_url: openapi.base_url.as_ref().map(|b| b.value.clone()),
             selection: selection(openapi),
         };
-        let converted =
+        let mut converted =
             openapi::load_and_convert(&spec, &options).map_err(|error| LoadError::Spec {
                 target: name.clone(),
                 error,
             })?;
+        apply_overrides(target, &mut converted.tools, &mut warnings).map_err(|message| {
+            LoadError::Target {
+                target: name.clone(),
+                message,
+            }
+        })?;
         warnings.extend(
             converted
                 .warnings
@@ -215,6 +221,62 @@ pub fn load(path: &Path) -> Result<Loaded, LoadError> {
         metrics,
         tool_scopes,
     })
+}
+
+/// Applies `operations.<id>.{rename, description}` to the converted tools, and warns about
+/// entries that match no operation (a typo would otherwise silently do nothing). The cache
+/// and scope settings keep matching the original operationId.
+fn apply_overrides(
+    target: &TargetConfig,
+    tools: &mut [ToolSpec],
+    warnings: &mut Vec<String>,
+) -> Result<(), String> {
+    let name = &target.name.value;
+    for key in target.operations.keys() {
+        if !tools.iter().any(|t| t.name == *key) {
+            warnings.push(format!(
+                "target `{name}`: operations.{key} matches no operation (keys are operationIds, or <method>_<path> without one)"
+            ));
+        }
+    }
+    for tool in tools.iter_mut() {
+        let Some(over) = target.operations.get(&tool.name) else {
+            continue;
+        };
+        if let Some(description) = &over.description {
+            tool.description = description.clone();
+        }
+        if let Some(rename) = &over.rename {
+            if rename.is_empty() || !rename.chars().all(crate::catalog::is_name_char) {
+                return Err(format!(
+                    "operations.{}.rename: `{rename}` may only use A-Z a-z 0-9 _ . - and must not be empty",
+                    tool.name
+                ));
+            }
+            tool.source = format!("{} (renamed {rename})", tool.source);
+            tool.rename = Some(rename.clone());
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    for tool in tools.iter() {
+        let local = tool.rename.as_deref().unwrap_or(&tool.name);
+        if tool.rename.is_some() && !seen.insert(local.to_string()) {
+            return Err(format!("operations: two tools would be renamed `{local}`"));
+        }
+    }
+    for tool in tools.iter() {
+        if let Some(r) = &tool.rename
+            && tools
+                .iter()
+                .any(|other| other.rename.is_none() && other.name == *r)
+        {
+            return Err(format!(
+                "operations.{}.rename: `{r}` is already the name of another operation",
+                tool.name
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Default size bound of a target's cache.

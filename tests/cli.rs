@@ -233,3 +233,47 @@ async fn serve_runs_the_shipped_demo_end_to_end() {
         "arguments are not logged by default"
     );
 }
+
+#[test]
+fn operations_can_be_renamed_and_redescribed_and_typos_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        root().join("tests/fixtures/testapi.yaml"),
+        dir.path().join("testapi.yaml"),
+    )
+    .unwrap();
+    let config = dir.path().join("gateway.yaml");
+    std::fs::write(
+        &config,
+        "targets:\n  - name: api\n    openapi: { spec: testapi.yaml, base_url: http://127.0.0.1:9/api }\n    operations:\n      getPet: { rename: fetchPet, description: \"Look a pet up by id.\" }\n      getPett: { cache: false }\n",
+    )
+    .unwrap();
+    let (code, stdout, stderr) = run(&["tools", "--config", config.to_str().unwrap(), "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let out: Value = serde_json::from_str(&stdout).unwrap();
+    let tools = out["tools"].as_array().unwrap();
+    let fetch = tools
+        .iter()
+        .find(|t| t["name"] == "api___fetchPet")
+        .expect("the renamed tool");
+    assert_eq!(fetch["description"], "Look a pet up by id.");
+    assert!(!tools.iter().any(|t| t["name"] == "api___getPet"));
+    let (code, stdout, _) = run(&["check", "--config", config.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains("operations.getPett matches no operation"),
+        "{stdout}"
+    );
+
+    std::fs::write(
+        &config,
+        "targets:\n  - name: api\n    openapi: { spec: testapi.yaml, base_url: http://127.0.0.1:9/api }\n    operations:\n      getPet: { rename: listPets }\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = run(&["check", "--config", config.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("`listPets` is already the name of another operation"),
+        "{stderr}"
+    );
+}

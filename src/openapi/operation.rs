@@ -258,6 +258,7 @@ pub(crate) fn convert_operation(
         output_wrap,
         annotations: ToolAnnotations::for_method(&source.method),
         operation,
+        rename: None,
     })
 }
 
