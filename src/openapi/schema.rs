@@ -272,50 +272,37 @@ impl<'d> SchemaCtx<'d> {
                     let Value::Object(properties) = value else {
                         continue;
                     };
-                    let mut translated = Map::new();
-                    for (name, schema) in properties {
-                        if self.is_hidden(doc, schema, mode) {
-                            hidden.push(name);
-                            continue;
-                        }
-                        let schema = self
-                            .translate(doc, schema, mode, depth + 1)
-                            .at(name)
-                            .at(key)?;
-                        translated.insert(name.clone(), schema);
-                    }
-                    out.insert(key.clone(), Value::Object(translated));
+                    let visible: Vec<_> = properties
+                        .iter()
+                        .filter(|(name, schema)| {
+                            let hide = self.is_hidden(doc, schema, mode);
+                            if hide {
+                                hidden.push(name.as_str());
+                            }
+                            !hide
+                        })
+                        .collect();
+                    let translated = self.translate_members(doc, visible, mode, depth, key)?;
+                    out.insert(key.clone(), translated);
                 }
                 "patternProperties" => {
                     let Value::Object(properties) = value else {
                         continue;
                     };
-                    let mut translated = Map::new();
-                    for (pattern, schema) in properties {
-                        if !self.valid_pattern(pattern) {
-                            continue;
-                        }
-                        let schema = self
-                            .translate(doc, schema, mode, depth + 1)
-                            .at(pattern)
-                            .at(key)?;
-                        translated.insert(pattern.clone(), schema);
-                    }
-                    out.insert(key.clone(), Value::Object(translated));
+                    let valid: Vec<_> = properties
+                        .iter()
+                        .filter(|(pattern, _)| self.valid_pattern(pattern))
+                        .collect();
+                    let translated = self.translate_members(doc, valid, mode, depth, key)?;
+                    out.insert(key.clone(), translated);
                 }
                 "dependentSchemas" => {
                     let Value::Object(schemas) = value else {
                         continue;
                     };
-                    let mut translated = Map::new();
-                    for (name, schema) in schemas {
-                        let schema = self
-                            .translate(doc, schema, mode, depth + 1)
-                            .at(name)
-                            .at(key)?;
-                        translated.insert(name.clone(), schema);
-                    }
-                    out.insert(key.clone(), Value::Object(translated));
+                    let all: Vec<_> = schemas.iter().collect();
+                    let translated = self.translate_members(doc, all, mode, depth, key)?;
+                    out.insert(key.clone(), translated);
                 }
                 "items" if value.is_array() => {
                     // Draft-4 tuple form, invalid in 3.0 but met in the wild.
@@ -454,6 +441,27 @@ impl<'d> SchemaCtx<'d> {
             return Ok(make_nullable(out));
         }
         Ok(Value::Object(out))
+    }
+
+    /// Translates the schemas of a keyword whose value maps names to schemas
+    /// (`properties`, `patternProperties`, `dependentSchemas`), keeping `members`' order.
+    fn translate_members(
+        &mut self,
+        doc: DocId,
+        members: Vec<(&String, &Value)>,
+        mode: Mode,
+        depth: usize,
+        key: &str,
+    ) -> Result<Value, Failure> {
+        let mut translated = Map::new();
+        for (name, schema) in members {
+            let schema = self
+                .translate(doc, schema, mode, depth + 1)
+                .at(name)
+                .at(key)?;
+            translated.insert(name.clone(), schema);
+        }
+        Ok(Value::Object(translated))
     }
 
     fn translate_list(
