@@ -55,18 +55,7 @@ fn aws_test_env() {
     });
 }
 
-fn args(v: Value) -> serde_json::Map<String, Value> {
-    v.as_object().cloned().unwrap()
-}
-
-fn text_of(result: &rmcp::model::CallToolResult) -> String {
-    result
-        .content
-        .iter()
-        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
+use common::{args, text_of};
 
 // ---------------------------------------------------------------------------------------
 // cargo lambda watch

@@ -78,18 +78,7 @@ async fn start() -> (Upstream, Gateway) {
     (upstream, gateway)
 }
 
-fn args(v: Value) -> serde_json::Map<String, Value> {
-    v.as_object().cloned().unwrap()
-}
-
-fn text_of(result: &rmcp::model::CallToolResult) -> String {
-    result
-        .content
-        .iter()
-        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
+use common::{args, text_of};
 
 #[tokio::test]
 async fn every_revision_lists_pages_and_calls_tools() {

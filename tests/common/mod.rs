@@ -343,3 +343,21 @@ pub fn modern_meta() -> Value {
         "io.modelcontextprotocol/clientInfo": {"name": "raw-test", "version": "1"}
     })
 }
+
+/// A JSON object literal as tool arguments.
+pub fn args(v: Value) -> serde_json::Map<String, Value> {
+    match v {
+        Value::Object(map) => map,
+        other => panic!("tool arguments must be an object, got {other}"),
+    }
+}
+
+/// The text blocks of a tool result, joined by newlines.
+pub fn text_of(result: &rmcp::model::CallToolResult) -> String {
+    result
+        .content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
