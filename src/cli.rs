@@ -209,10 +209,7 @@ fn tools(
 ) -> ExitCode {
     let (catalog, skipped) = if let Some(spec) = spec {
         let explicit = base_url.is_some();
-        let mut options = ConvertOptions {
-            base_url,
-            selection: Default::default(),
-        };
+        let mut options = ConvertOptions::new(base_url);
         let converted = match openapi::load_and_convert(&spec, &options) {
             // Listing needs no reachable server: bind to a placeholder and say so.
             Err(e) if !explicit && e.reason.starts_with("no absolute server URL") => {

@@ -65,6 +65,9 @@ pub struct GatewaySettings {
     /// How long shutdown waits for in-flight calls.
     #[serde(deserialize_with = "de_duration")]
     pub shutdown_grace: Duration,
+    /// Most characters of descriptions per OpenAPI tool: its description and every
+    /// description in its input and output schemas (see [`crate::openapi::DescriptionBudget`]).
+    pub description_budget: usize,
 }
 
 impl Default for GatewaySettings {
@@ -80,9 +83,13 @@ impl Default for GatewaySettings {
             allowed_hosts: Vec::new(),
             list_ttl: Duration::from_secs(300),
             shutdown_grace: Duration::from_secs(30),
+            description_budget: crate::openapi::DescriptionBudget::DEFAULT,
         }
     }
 }
+
+/// Smallest `description_budget` accepted (characters).
+const MIN_DESCRIPTION_BUDGET: usize = 100;
 
 /// `gateway.naming`.
 #[derive(Debug, Deserialize)]
@@ -183,6 +190,10 @@ pub struct OperationConfig {
     /// The tool's description instead of the document's summary and description.
     #[serde(default)]
     pub description: Option<String>,
+    /// The request body media type to send, among those the operation offers, instead of
+    /// the automatic choice (e.g. `multipart/form-data` over `application/json`).
+    #[serde(default)]
+    pub content_type: Option<String>,
 }
 
 /// A per-operation cache setting.
@@ -229,6 +240,12 @@ pub struct OpenApiTargetConfig {
     /// Drop matching operations.
     #[serde(default)]
     pub exclude: Option<OperationFilter>,
+    /// Also make tools of operations marked `deprecated: true` (skipped by default).
+    #[serde(default)]
+    pub include_deprecated: bool,
+    /// Overrides `gateway.description_budget` for this target.
+    #[serde(default)]
+    pub description_budget: Option<usize>,
 }
 
 /// Operation filter for `include` / `exclude`.
@@ -241,6 +258,9 @@ pub struct OperationFilter {
     pub tags: Vec<String>,
     /// HTTP methods (any case).
     pub methods: Vec<String>,
+    /// Path templates as written in the document, as globs: `*` stays within one
+    /// segment, `**` spans segments (e.g. `/pets/*`, `/admin/**`).
+    pub paths: Vec<Spanned<String>>,
 }
 
 /// `targets[].credentials`: exactly one kind.
@@ -504,6 +524,15 @@ impl Config {
     }
 
     fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        if self.gateway.description_budget < MIN_DESCRIPTION_BUDGET {
+            return Err(ConfigError::file(
+                path,
+                format!(
+                    "gateway.description_budget must be at least {MIN_DESCRIPTION_BUDGET} characters (found {})",
+                    self.gateway.description_budget
+                ),
+            ));
+        }
         if let Some(inbound) = &self.inbound {
             inbound.validate(path)?;
         }
@@ -655,6 +684,41 @@ impl Config {
                     &name.referenced,
                     format!("target `{}`: timeout must be above zero", name.value),
                 ));
+            }
+            if let Some(openapi) = &target.openapi {
+                for filter in [&openapi.include, &openapi.exclude].into_iter().flatten() {
+                    for glob in &filter.paths {
+                        if let Err(reason) = crate::openapi::path_globs([glob.value.as_str()]) {
+                            return Err(ConfigError::at(path, &glob.referenced, reason));
+                        }
+                    }
+                }
+                if let Some(budget) = openapi.description_budget
+                    && budget < MIN_DESCRIPTION_BUDGET
+                {
+                    return Err(ConfigError::at(
+                        path,
+                        &openapi.spec.referenced,
+                        format!(
+                            "target `{}`: description_budget must be at least {MIN_DESCRIPTION_BUDGET} characters (found {budget})",
+                            name.value
+                        ),
+                    ));
+                }
+            }
+            for (op, settings) in &target.operations {
+                if let Some(content_type) = &settings.content_type
+                    && !content_type.contains('/')
+                {
+                    return Err(ConfigError::at(
+                        path,
+                        &name.referenced,
+                        format!(
+                            "target `{}`: operations.{op}.content_type `{content_type}` is not a media type (e.g. multipart/form-data)",
+                            name.value
+                        ),
+                    ));
+                }
             }
             if let Some(openapi) = &target.openapi
                 && let Some(base) = &openapi.base_url
@@ -948,6 +1012,51 @@ mod tests {
         let two = "targets:\n  - name: a\n    openapi: {spec: x.yaml}\n    credentials:\n      bearer: t\n      api_key: {in: header, name: X, value: v}\n";
         let err = Config::parse(two, Path::new("gw.yaml")).unwrap_err();
         assert!(err.message.contains("exactly one"), "{err}");
+    }
+
+    #[test]
+    fn selection_budget_and_content_type_mistakes_are_located() {
+        let err = Config::parse(
+            "targets:\n  - name: a\n    openapi:\n      spec: x.yaml\n      include: {paths: [\"/ok/*\", \"/pets/[a\"]}\n",
+            Path::new("gw.yaml"),
+        )
+        .unwrap_err();
+        assert_eq!((err.line, err.column), (5, 34), "{err}");
+        assert!(err.message.contains("path glob `/pets/[a`"), "{err}");
+        let err = Config::parse(
+            "targets:\n  - name: a\n    openapi: {spec: x.yaml, description_budget: 10}\n",
+            Path::new("gw.yaml"),
+        )
+        .unwrap_err();
+        assert!(
+            err.message
+                .contains("description_budget must be at least 100"),
+            "{err}"
+        );
+        let err =
+            Config::parse("gateway: {description_budget: 5}\n", Path::new("gw.yaml")).unwrap_err();
+        assert!(err.message.contains("gateway.description_budget"), "{err}");
+        let err = Config::parse(
+            "targets:\n  - name: a\n    openapi: {spec: x.yaml}\n    operations: {up: {content_type: multipart}}\n",
+            Path::new("gw.yaml"),
+        )
+        .unwrap_err();
+        assert!(
+            err.message
+                .contains("operations.up.content_type `multipart` is not a media type"),
+            "{err}"
+        );
+        let ok = Config::parse(
+            "targets:\n  - name: a\n    openapi:\n      spec: x.yaml\n      include_deprecated: true\n      exclude: {paths: [\"/admin/**\"]}\n",
+            Path::new("gw.yaml"),
+        )
+        .expect("valid");
+        let openapi = ok.targets[0].openapi.as_ref().unwrap();
+        assert!(openapi.include_deprecated);
+        assert_eq!(
+            openapi.exclude.as_ref().unwrap().paths[0].value,
+            "/admin/**"
+        );
     }
 
     #[test]

@@ -81,20 +81,28 @@ pub fn naming(config: &Config) -> Naming {
     }
 }
 
-fn selection(openapi: &crate::config::OpenApiTargetConfig) -> Selection {
+fn selection(openapi: &crate::config::OpenApiTargetConfig) -> Result<Selection, String> {
     let upper = |v: &[String]| v.iter().map(|m| m.to_ascii_uppercase()).collect();
-    let mut s = Selection::default();
+    let globs = |filter: &crate::config::OperationFilter| {
+        openapi::path_globs(filter.paths.iter().map(|p| p.value.as_str()))
+    };
+    let mut s = Selection {
+        include_deprecated: openapi.include_deprecated,
+        ..Selection::default()
+    };
     if let Some(inc) = &openapi.include {
         s.include_operations = inc.operations.clone();
         s.include_tags = inc.tags.clone();
         s.include_methods = upper(&inc.methods);
+        s.include_paths = globs(inc)?;
     }
     if let Some(exc) = &openapi.exclude {
         s.exclude_operations = exc.operations.clone();
         s.exclude_tags = exc.tags.clone();
         s.exclude_methods = upper(&exc.methods);
+        s.exclude_paths = globs(exc)?;
     }
-    s
+    Ok(s)
 }
 
 /// Loads `gateway.yaml` at `path` and everything it names.
@@ -141,15 +149,32 @@ pub fn load(path: &Path) -> Result<Loaded, LoadError> {
             continue;
         };
         let spec = Config::resolve(path, &openapi.spec.value);
+        let target_error = |message: String| LoadError::Target {
+            target: name.clone(),
+            message,
+        };
         let options = ConvertOptions {
             base_url: openapi.base_url.as_ref().map(|b| b.value.clone()),
-            selection: selection(openapi),
+            selection: selection(openapi).map_err(target_error)?,
+            descriptions: openapi::DescriptionBudget {
+                total: openapi
+                    .description_budget
+                    .unwrap_or(config.gateway.description_budget),
+            },
+            content_types: target
+                .operations
+                .iter()
+                .filter_map(|(op, o)| Some((op.clone(), o.content_type.clone()?)))
+                .collect(),
         };
         let mut converted =
             openapi::load_and_convert(&spec, &options).map_err(|error| LoadError::Spec {
                 target: name.clone(),
                 error,
             })?;
+        if let Some(first) = converted.option_errors.first() {
+            return Err(target_error(first.clone()));
+        }
         apply_overrides(target, &mut converted.tools, &mut warnings).map_err(|message| {
             LoadError::Target {
                 target: name.clone(),

@@ -7,16 +7,22 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use toolgate::catalog::{compile_schema, is_name_char, sanitize};
-use toolgate::openapi::{ConvertOptions, Converted, Selection, load_and_convert};
+use toolgate::openapi::{
+    ConvertOptions, Converted, DescriptionBudget, Selection, load_and_convert,
+};
 
 const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/specs");
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/openapi");
 
+/// Every operation, deprecated ones included: the corpus measures conversion, and
+/// skipping deprecated operations is a policy (counted apart in the report).
 fn options(base_url: Option<&str>) -> ConvertOptions {
-    ConvertOptions {
-        base_url: base_url.map(str::to_string),
-        selection: Selection::default(),
-    }
+    let mut options = ConvertOptions::new(base_url.map(str::to_string));
+    options.selection = Selection {
+        include_deprecated: true,
+        ..Selection::default()
+    };
+    options
 }
 
 /// All `.json`/`.yaml`/`.yml` files under `dir`, sorted.
@@ -66,6 +72,16 @@ fn check_tools(path: &Path, converted: &Converted) -> Vec<String> {
         if tool.description.trim().is_empty() {
             problems.push(format!("{at}: empty description"));
         }
+        let budget = DescriptionBudget::DEFAULT;
+        let own = tool.description.chars().count();
+        let total = own
+            + description_chars(&tool.input_schema)
+            + tool.output_schema.as_ref().map_or(0, description_chars);
+        if own > budget / 4 || total > budget {
+            problems.push(format!(
+                "{at}: descriptions over budget: {own} characters for the tool, {total} in all"
+            ));
+        }
         if tool.input_schema["type"] != "object" {
             problems.push(format!("{at}: inputSchema is not of type object"));
         }
@@ -82,6 +98,29 @@ fn check_tools(path: &Path, converted: &Converted) -> Vec<String> {
         }
     }
     problems
+}
+
+/// Characters of the `description` annotations of a schema (values under data keywords
+/// such as `default` or `examples` are data, not annotations).
+fn description_chars(schema: &Value) -> usize {
+    match schema {
+        Value::Object(map) => map
+            .iter()
+            .map(|(key, child)| match child {
+                Value::String(text) if key == "description" => text.chars().count(),
+                _ if matches!(
+                    key.as_str(),
+                    "default" | "examples" | "example" | "const" | "enum"
+                ) =>
+                {
+                    0
+                }
+                _ => description_chars(child),
+            })
+            .sum(),
+        Value::Array(items) => items.iter().map(description_chars).sum(),
+        _ => 0,
+    }
 }
 
 #[test]
@@ -111,8 +150,13 @@ fn corpus_documents_convert_and_schemas_compile() {
                 let counts = if swagger2 { &mut v2 } else { &mut v3 };
                 counts.0 += result.tools.len();
                 counts.1 += result.skipped.len();
+                let deprecated = result
+                    .tools
+                    .iter()
+                    .filter(|t| t.description.starts_with("Deprecated:"))
+                    .count();
                 println!(
-                    "{relative}: {} tools, {} skipped, {} warnings",
+                    "{relative}: {} tools ({deprecated} deprecated, skipped by default), {} skipped, {} warnings",
                     result.tools.len(),
                     result.skipped.len(),
                     result.warnings.len()

@@ -206,9 +206,13 @@ fn read(path: &Path) -> Value {
 /// without an absolute server get `http://localhost:8080` (relative to which openapi-core
 /// resolves them too).
 fn convert(path: &Path) -> Converted {
+    // Deprecated operations too: the oracle checks every operation's request.
     let options = |base: Option<&str>| ConvertOptions {
-        base_url: base.map(str::to_string),
-        selection: Selection::default(),
+        selection: Selection {
+            include_deprecated: true,
+            ..Selection::default()
+        },
+        ..ConvertOptions::new(base.map(str::to_string))
     };
     match load_and_convert(path, &options(None)) {
         Err(e) if e.reason.starts_with("no absolute server URL") => {

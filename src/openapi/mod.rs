@@ -7,6 +7,7 @@
 //! it. Schemas are translated to JSON Schema 2020-12 once per location (`schema.rs`);
 //! references, including relative files, are resolved by `refs.rs`.
 
+mod budget;
 mod load;
 mod operation;
 mod refs;
@@ -17,6 +18,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::Value;
+
+pub use budget::DescriptionBudget;
 
 use crate::catalog::ToolSpec;
 use operation::OperationSource;
@@ -50,6 +53,37 @@ pub struct Selection {
     pub exclude_tags: Vec<String>,
     /// Drop these HTTP methods, upper-case.
     pub exclude_methods: Vec<String>,
+    /// Keep only operations whose path template matches one of these globs (none: all).
+    pub include_paths: Option<globset::GlobSet>,
+    /// Drop operations whose path template matches one of these globs.
+    pub exclude_paths: Option<globset::GlobSet>,
+    /// Keep operations marked `deprecated: true` (dropped by default, unless their
+    /// operationId is listed in `include_operations`).
+    pub include_deprecated: bool,
+}
+
+/// Compiles path globs as `include.paths` / `exclude.paths` read them: `*` and `?` stay
+/// within one segment, `**` spans segments, matching is case-sensitive like paths.
+pub fn path_globs<'a>(
+    patterns: impl IntoIterator<Item = &'a str>,
+) -> Result<Option<globset::GlobSet>, String> {
+    let mut builder = globset::GlobSetBuilder::new();
+    let mut any = false;
+    for pattern in patterns {
+        // Braces are path-template variables here (`/pets/{petId}`), not alternations.
+        let escaped = pattern.replace('{', "\\{").replace('}', "\\}");
+        let glob = globset::GlobBuilder::new(&escaped)
+            .literal_separator(true)
+            .backslash_escape(true)
+            .build()
+            .map_err(|e| format!("path glob `{pattern}`: {}", e.kind()))?;
+        builder.add(glob);
+        any = true;
+    }
+    if !any {
+        return Ok(None);
+    }
+    builder.build().map(Some).map_err(|e| e.to_string())
 }
 
 /// Options for converting one document.
@@ -59,6 +93,23 @@ pub struct ConvertOptions {
     pub base_url: Option<String>,
     /// Which operations to convert.
     pub selection: Selection,
+    /// Bounds on each tool's descriptions.
+    pub descriptions: DescriptionBudget,
+    /// Request body media type per operation (key: operationId, or `<method>_<path>`
+    /// without one), replacing the automatic choice.
+    pub content_types: std::collections::HashMap<String, String>,
+}
+
+impl ConvertOptions {
+    /// Every operation, the document's servers, default budgets.
+    pub fn new(base_url: Option<String>) -> Self {
+        Self {
+            base_url,
+            selection: Selection::default(),
+            descriptions: DescriptionBudget::default(),
+            content_types: std::collections::HashMap::new(),
+        }
+    }
 }
 
 /// An operation that was not turned into a tool, and why.
@@ -81,6 +132,9 @@ pub struct Converted {
     pub skipped: Vec<Skipped>,
     /// Non-fatal findings about the document (e.g. an unsupported feature ignored).
     pub warnings: Vec<String>,
+    /// Settings in [`ConvertOptions`] that do not fit the document (e.g. a `content_type`
+    /// the operation does not offer): configuration mistakes to report.
+    pub option_errors: Vec<String>,
 }
 
 /// A document that cannot be used at all: unreadable, not OpenAPI, or broken.
@@ -157,6 +211,7 @@ pub fn convert(
                 tools: Vec::new(),
                 skipped: Vec::new(),
                 warnings,
+                option_errors: Vec::new(),
             });
         }
         Some(Value::Object(paths)) => paths,
@@ -192,6 +247,7 @@ pub fn convert(
     let mut ctx = SchemaCtx::new(&docs, dialect);
     let mut tools = Vec::new();
     let mut skipped = Vec::new();
+    let mut option_errors = Vec::new();
     for (path, item) in paths {
         if path.starts_with("x-") {
             continue;
@@ -237,9 +293,43 @@ pub fn convert(
             };
             if !options
                 .selection
-                .keeps(source.operation_id(), &tags, method.as_str())
+                .keeps(source.operation_id(), &tags, method.as_str(), path)
             {
                 continue;
+            }
+            let deprecated = source.operation.value.get("deprecated") == Some(&Value::Bool(true));
+            if deprecated && !options.selection.keeps_deprecated(source.operation_id()) {
+                skipped.push(Skipped {
+                    operation: source.label(),
+                    reason: "deprecated; set include_deprecated: true on the target (or list its operationId in include.operations) to keep it".into(),
+                });
+                continue;
+            }
+            let local_name = operation::tool_name(&source);
+            let content_type = options.content_types.get(&local_name).map(String::as_str);
+            if let Some(wanted) = content_type {
+                let offered = operation::body_media_types(&docs, &source.operation);
+                if !offered
+                    .iter()
+                    .any(|t| operation::same_media_type(t, wanted))
+                {
+                    let reason = if offered.is_empty() {
+                        format!(
+                            "operations.{local_name}.content_type is `{wanted}`, but the operation has no request body"
+                        )
+                    } else {
+                        format!(
+                            "operations.{local_name}.content_type is `{wanted}`, but the operation's request body offers only {}",
+                            offered.join(", ")
+                        )
+                    };
+                    option_errors.push(reason.clone());
+                    skipped.push(Skipped {
+                        operation: source.label(),
+                        reason,
+                    });
+                    continue;
+                }
             }
             if options.base_url.is_none() {
                 // Servers declared on the operation or path item win over the document's.
@@ -267,8 +357,17 @@ pub fn convert(
                     }
                 }
             }
-            match operation::convert_operation(&mut ctx, &docs, &source, &mut warnings) {
-                Ok(tool) => tools.push(tool),
+            match operation::convert_operation(
+                &mut ctx,
+                &docs,
+                &source,
+                content_type,
+                &mut warnings,
+            ) {
+                Ok(mut tool) => {
+                    options.descriptions.apply(&mut tool);
+                    tools.push(tool);
+                }
                 Err(reason) => skipped.push(Skipped {
                     operation: source.label(),
                     reason,
@@ -280,6 +379,7 @@ pub fn convert(
         tools,
         skipped,
         warnings,
+        option_errors,
     })
 }
 
@@ -363,18 +463,28 @@ fn server_url(servers: Option<&Value>) -> Result<Option<ServerUrl>, String> {
 }
 
 impl Selection {
-    /// Whether an operation passes the include and exclude lists.
-    fn keeps(&self, operation_id: Option<&str>, tags: &[&str], method: &str) -> bool {
+    /// Whether an operation passes the include and exclude lists: it must match every
+    /// include criterion given and no exclude criterion.
+    fn keeps(&self, operation_id: Option<&str>, tags: &[&str], method: &str, path: &str) -> bool {
         let id_in = |list: &[String]| operation_id.is_some_and(|id| list.iter().any(|x| x == id));
         let tag_in = |list: &[String]| tags.iter().any(|t| list.iter().any(|x| x == t));
         let method_in = |list: &[String]| list.iter().any(|m| m.eq_ignore_ascii_case(method));
+        let path_in = |globs: &Option<globset::GlobSet>| globs.as_ref().map(|g| g.is_match(path));
         let included = (self.include_operations.is_empty() || id_in(&self.include_operations))
             && (self.include_tags.is_empty() || tag_in(&self.include_tags))
-            && (self.include_methods.is_empty() || method_in(&self.include_methods));
+            && (self.include_methods.is_empty() || method_in(&self.include_methods))
+            && path_in(&self.include_paths).unwrap_or(true);
         let excluded = id_in(&self.exclude_operations)
             || tag_in(&self.exclude_tags)
-            || method_in(&self.exclude_methods);
+            || method_in(&self.exclude_methods)
+            || path_in(&self.exclude_paths).unwrap_or(false);
         included && !excluded
+    }
+
+    /// Whether a deprecated operation is kept: on request, or when named explicitly.
+    fn keeps_deprecated(&self, operation_id: Option<&str>) -> bool {
+        self.include_deprecated
+            || operation_id.is_some_and(|id| self.include_operations.iter().any(|x| x == id))
     }
 }
 

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use http::{HeaderValue, Method};
 use serde_json::{Map, Value, json};
 
+use super::budget::truncate;
 use super::refs::{DocSet, Located, escape_token};
 use super::schema::{Assembler, Mode, OutputSchema, SchemaCtx, is_object_schema};
 use crate::catalog::{ToolAnnotations, ToolSpec, sanitize};
@@ -16,8 +17,6 @@ use crate::targets::http::{
     PathSegment,
 };
 
-/// Longest tool description, in characters.
-const MAX_DESCRIPTION_CHARS: usize = 1_000;
 /// Longest tool title, in characters.
 const MAX_TITLE_CHARS: usize = 200;
 
@@ -88,6 +87,7 @@ pub(crate) fn convert_operation(
     ctx: &mut SchemaCtx<'_>,
     docs: &DocSet<'_>,
     source: &OperationSource<'_>,
+    content_type: Option<&str>,
     warnings: &mut Vec<String>,
 ) -> Result<ToolSpec, String> {
     let op = source.operation.value;
@@ -160,7 +160,7 @@ pub(crate) fn convert_operation(
     }
 
     let args = argument_names(&params);
-    let body = choose_body(ctx, docs, &source.operation)?;
+    let body = choose_body(ctx, docs, &source.operation, content_type)?;
 
     // Input schema: one flat object.
     let mut assembler = Assembler::new(Mode::Input);
@@ -296,7 +296,7 @@ fn build_output_schema(ctx: &mut SchemaCtx<'_>, id: usize) -> Result<OutputSchem
 
 /// The local tool name: the operationId, or `<method>_<path>` when there is none (or it
 /// has no usable character).
-fn tool_name(source: &OperationSource<'_>) -> String {
+pub(crate) fn tool_name(source: &OperationSource<'_>) -> String {
     if let Some(id) = source.operation_id()
         && !sanitize(id).is_empty()
     {
@@ -307,7 +307,7 @@ fn tool_name(source: &OperationSource<'_>) -> String {
     if name.is_empty() { method } else { name }
 }
 
-/// Summary and description, never empty, bounded.
+/// Summary and description, never empty (the description budget bounds it later).
 fn describe(source: &OperationSource<'_>, summary: Option<&str>) -> String {
     let op = source.operation.value;
     let description = text_field(op, "description");
@@ -321,7 +321,7 @@ fn describe(source: &OperationSource<'_>, summary: Option<&str>) -> String {
     if op.get("deprecated") == Some(&Value::Bool(true)) {
         text = format!("Deprecated: {text}");
     }
-    truncate(&text, MAX_DESCRIPTION_CHARS)
+    text
 }
 
 /// A trimmed, non-empty string member.
@@ -332,16 +332,6 @@ fn text_field(value: &Value, key: &str) -> Option<String> {
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(str::to_string)
-}
-
-/// `text` cut to `max` characters, the cut marked with `…`.
-fn truncate(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max.saturating_sub(1)) {
-        Some((end, _)) if text[end..].chars().nth(1).is_some() => {
-            format!("{}…", text[..end].trim_end())
-        }
-        _ => text.to_string(),
-    }
 }
 
 fn parse_param(
@@ -574,12 +564,35 @@ fn concrete_media_type(media_type: &str, kind: MediaKind) -> HeaderValue {
     HeaderValue::from_str(media_type.trim()).unwrap_or_else(|_| HeaderValue::from_static(fallback))
 }
 
-/// Picks the request body media type: JSON first, then form, multipart, text, `*/*`
-/// (sent as JSON), anything else (binary); document order within a class.
+/// The media types an operation's request body offers, as written (none when it has no
+/// body, or one that cannot be read).
+pub(crate) fn body_media_types<'d>(docs: &'d DocSet<'_>, operation: &Located<'d>) -> Vec<&'d str> {
+    operation
+        .child("requestBody")
+        .and_then(|body| docs.deref(body).ok())
+        .and_then(|body| body.value.get("content"))
+        .and_then(Value::as_object)
+        .map(|content| content.keys().map(String::as_str).collect())
+        .unwrap_or_default()
+}
+
+/// Whether two media types name the same type, parameters aside (`Multipart/Form-Data;
+/// boundary=x` is `multipart/form-data`).
+pub(crate) fn same_media_type(a: &str, b: &str) -> bool {
+    fn essence(t: &str) -> &str {
+        t.split(';').next().unwrap_or_default().trim()
+    }
+    essence(a).eq_ignore_ascii_case(essence(b))
+}
+
+/// Picks the request body media type: the configured one when given, else JSON first,
+/// then form, multipart, text, `*/*` (sent as JSON), anything else (binary); document
+/// order within a class.
 fn choose_body(
     ctx: &mut SchemaCtx<'_>,
     docs: &DocSet<'_>,
     operation: &Located<'_>,
+    configured: Option<&str>,
 ) -> Result<Option<BodyChoice>, String> {
     let Some(body) = operation.child("requestBody") else {
         return Ok(None);
@@ -591,12 +604,11 @@ fn choose_body(
     let Some(media_types) = content.value.as_object() else {
         return Ok(None);
     };
-    let Some((media_type, kind)) = media_types
-        .keys()
-        .map(|mt| (mt, classify(mt)))
-        .min_by_key(|(_, rank)| *rank)
-        .map(|(mt, (kind, _))| (mt, kind))
-    else {
+    let chosen = match configured {
+        Some(wanted) => media_types.keys().find(|mt| same_media_type(mt, wanted)),
+        None => media_types.keys().min_by_key(|mt| classify(mt)),
+    };
+    let Some((media_type, kind)) = chosen.map(|mt| (mt, media_kind(mt))) else {
         return Ok(None);
     };
     let media = content.child(media_type);
@@ -939,13 +951,6 @@ mod tests {
         for bad in ["/a/{", "/a/}", "/a/{}", "a/b", "/{a{b}}"] {
             assert!(parse_template(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn truncation_marks_the_cut() {
-        assert_eq!(truncate("abc", 3), "abc");
-        assert_eq!(truncate("abcd", 3), "ab…");
-        assert_eq!(truncate("ééééé", 4).chars().count(), 4);
     }
 
     #[test]

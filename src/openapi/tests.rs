@@ -10,10 +10,7 @@ use crate::catalog::compile_schema;
 use crate::targets::http::{BodyEncoding, BodySource, ParamLocation, ParamStyle, PathSegment};
 
 fn options() -> ConvertOptions {
-    ConvertOptions {
-        base_url: None,
-        selection: Selection::default(),
-    }
+    ConvertOptions::new(None)
 }
 
 /// A 3.0 document with one server and the given paths (and components).
@@ -349,7 +346,19 @@ fn names_titles_and_descriptions() {
             "post": {"operationId": "postIt", "summary": "Post it", "description": long, "deprecated": true, "responses": ok()},
         }
     }));
+    // Deprecated operations are skipped unless asked for.
     let converted = run(&document);
+    assert_eq!(converted.tools.len(), 2);
+    assert_eq!(converted.skipped.len(), 1);
+    assert_eq!(converted.skipped[0].operation, "POST /a/{b}/c (postIt)");
+    assert!(
+        converted.skipped[0].reason.contains("include_deprecated"),
+        "{}",
+        converted.skipped[0].reason
+    );
+    let mut options = options();
+    options.selection.include_deprecated = true;
+    let converted = convert(&document, Path::new("spec.json"), &options).expect("converts");
     let [get, put, post] = &converted.tools[..] else {
         panic!("{:?}", converted.skipped)
     };
@@ -424,8 +433,8 @@ fn selection_filters_without_reporting_skips() {
     }));
     let names = |selection: Selection| {
         let options = ConvertOptions {
-            base_url: None,
             selection,
+            ..ConvertOptions::new(None)
         };
         let converted = convert(&document, Path::new("spec.json"), &options).expect("converts");
         assert!(converted.skipped.is_empty());
@@ -469,6 +478,109 @@ fn selection_filters_without_reporting_skips() {
 }
 
 #[test]
+fn path_globs_select_by_template() {
+    let document = doc(json!({
+        "/pets": {"get": {"operationId": "listPets", "responses": ok()}},
+        "/pets/{petId}": {"get": {"operationId": "getPet", "responses": ok(), "parameters": [
+            {"name": "petId", "in": "path", "required": true},
+        ]}},
+        "/pets/{petId}/photos/{photoId}": {"get": {"operationId": "getPhoto", "responses": ok(), "parameters": [
+            {"name": "petId", "in": "path", "required": true},
+            {"name": "photoId", "in": "path", "required": true},
+        ]}},
+        "/admin/users": {"get": {"operationId": "listUsers", "responses": ok()}},
+        "/store/order": {
+            "post": {"operationId": "placeOrder", "deprecated": true, "responses": ok()},
+            "get": {"operationId": "getOrders", "deprecated": true, "responses": ok()},
+        },
+    }));
+    let names = |include: &[&str], exclude: &[&str], include_operations: &[&str]| {
+        let options = ConvertOptions {
+            selection: Selection {
+                include_paths: path_globs(include.iter().copied()).expect("globs"),
+                exclude_paths: path_globs(exclude.iter().copied()).expect("globs"),
+                include_operations: include_operations.iter().map(|x| x.to_string()).collect(),
+                ..Default::default()
+            },
+            ..ConvertOptions::new(None)
+        };
+        let converted = convert(&document, Path::new("spec.json"), &options).expect("converts");
+        converted
+            .tools
+            .into_iter()
+            .map(|t| t.name)
+            .collect::<Vec<_>>()
+    };
+    // `*` stays within a segment, `**` spans them; braces are literal template text.
+    assert_eq!(names(&["/pets/*"], &[], &[]), ["getPet"]);
+    assert_eq!(names(&["/pets/**"], &[], &[]), ["getPet", "getPhoto"]);
+    assert_eq!(
+        names(&["/pets", "/pets/**"], &["**/photos/**"], &[]),
+        ["listPets", "getPet"]
+    );
+    assert_eq!(names(&["/pets/{petId}"], &[], &[]), ["getPet"]);
+    assert_eq!(
+        names(&[], &["/admin/**", "/pets*"], &[]),
+        ["getPet", "getPhoto"]
+    );
+    assert_eq!(names(&["/admin/?sers"], &[], &[]), ["listUsers"]);
+    // Deprecated operations come back only when named.
+    assert_eq!(names(&["/store/**"], &[], &[]), Vec::<String>::new());
+    assert_eq!(names(&[], &[], &["getOrders"]), ["getOrders"]);
+    assert!(path_globs(["/pets/[a"]).unwrap_err().contains("/pets/[a"));
+    assert!(path_globs(Vec::<&str>::new()).expect("empty").is_none());
+}
+
+#[test]
+fn configured_content_type_replaces_the_automatic_choice() {
+    let document = doc(json!({
+        "/upload": {"post": {"operationId": "upload", "responses": ok(), "requestBody": {"content": {
+            "application/json": {"schema": {"type": "object", "properties": {"name": {"type": "string"}}}},
+            "Multipart/Form-Data": {"schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}},
+        }}}},
+        "/plain": {"post": {"operationId": "plain", "responses": ok()}},
+    }));
+    let automatic = run(&document);
+    let body = automatic.tools[0].operation.body.as_ref().expect("body");
+    assert_eq!(body.encoding, BodyEncoding::Json);
+
+    let mut options = options();
+    options.content_types.insert(
+        "upload".into(),
+        "multipart/form-data; boundary=ignored".into(),
+    );
+    let converted = convert(&document, Path::new("spec.json"), &options).expect("converts");
+    assert!(converted.option_errors.is_empty());
+    let tool = &converted.tools[0];
+    let body = tool.operation.body.as_ref().expect("body");
+    assert_eq!(body.encoding, BodyEncoding::Multipart);
+    assert!(tool.input_schema["properties"]["file"].is_object());
+    assert!(tool.input_schema["properties"].get("name").is_none());
+
+    options
+        .content_types
+        .insert("upload".into(), "text/csv".into());
+    options
+        .content_types
+        .insert("plain".into(), "text/plain".into());
+    let converted = convert(&document, Path::new("spec.json"), &options).expect("converts");
+    assert!(converted.tools.is_empty());
+    assert_eq!(
+        converted.option_errors.len(),
+        2,
+        "{:?}",
+        converted.option_errors
+    );
+    assert!(
+        converted.option_errors[0]
+            .contains("operations.upload.content_type is `text/csv`, but the operation's request body offers only application/json, Multipart/Form-Data"),
+        "{:?}",
+        converted.option_errors
+    );
+    assert!(converted.option_errors[1].contains("has no request body"));
+}
+
+#[test]
 fn servers_variables_relative_urls_and_base_url() {
     let mut document = doc(json!({
         "/a": {
@@ -490,10 +602,7 @@ fn servers_variables_relative_urls_and_base_url() {
         "https://other.example.com"
     );
 
-    let with_base = ConvertOptions {
-        base_url: Some("http://127.0.0.1:8081/v1/".into()),
-        selection: Selection::default(),
-    };
+    let with_base = ConvertOptions::new(Some("http://127.0.0.1:8081/v1/".into()));
     document["servers"] = json!([{"url": "/v1"}]);
     let e = convert(&document, Path::new("spec.json"), &options()).expect_err("relative");
     assert_eq!(e.pointer, "/servers/0/url");
