@@ -277,3 +277,86 @@ fn operations_can_be_renamed_and_redescribed_and_typos_are_reported() {
         "{stderr}"
     );
 }
+
+#[test]
+fn path_globs_deprecation_content_type_and_budget_are_configurable() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = r#"{"openapi": "3.0.3", "info": {"title": "t", "version": "1"},
+      "servers": [{"url": "http://127.0.0.1:9"}],
+      "paths": {
+        "/pets": {"get": {"operationId": "listPets", "responses": {"200": {"description": "ok"}}}},
+        "/pets/{id}": {"get": {"operationId": "getPet", "description": "LONG",
+          "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+          "responses": {"200": {"description": "ok"}}}},
+        "/old": {"get": {"operationId": "oldList", "deprecated": true, "responses": {"200": {"description": "ok"}}}},
+        "/admin/users": {"get": {"operationId": "listUsers", "responses": {"200": {"description": "ok"}}}},
+        "/upload": {"post": {"operationId": "upload", "responses": {"200": {"description": "ok"}},
+          "requestBody": {"content": {
+            "application/json": {"schema": {"type": "object", "properties": {"url": {"type": "string"}}}},
+            "multipart/form-data": {"schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}}}}}}
+      }}"#;
+    std::fs::write(
+        dir.path().join("api.json"),
+        spec.replace("LONG", &"word ".repeat(200)),
+    )
+    .unwrap();
+    let config = dir.path().join("gateway.yaml");
+    let tools = |yaml: &str| {
+        std::fs::write(&config, yaml).unwrap();
+        let (code, stdout, stderr) =
+            run(&["tools", "--config", config.to_str().unwrap(), "--json"]);
+        assert_eq!(code, 0, "{stderr}");
+        let out: Value = serde_json::from_str(&stdout).unwrap();
+        out
+    };
+    let names = |out: &Value| -> Vec<String> {
+        out["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+
+    let out = tools(
+        "targets:\n  - name: api\n    openapi:\n      spec: api.json\n      exclude: { paths: [\"/admin/**\"] }\n      description_budget: 200\n    operations:\n      upload: { content_type: multipart/form-data }\n",
+    );
+    assert_eq!(
+        names(&out),
+        ["api___listPets", "api___getPet", "api___upload"]
+    );
+    let skipped = out["skipped"].as_array().unwrap();
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert_eq!(skipped[0]["operation"], "GET /old (oldList)");
+    assert!(
+        skipped[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("include_deprecated")
+    );
+    let get_pet = &out["tools"][1];
+    let description = get_pet["description"].as_str().unwrap();
+    assert_eq!(description.chars().count(), 100, "{description}");
+    assert!(description.ends_with('…'));
+    let upload = &out["tools"][2];
+    assert!(upload["inputSchema"]["properties"]["file"].is_object());
+    assert!(upload["inputSchema"]["properties"].get("url").is_none());
+
+    let out = tools(
+        "targets:\n  - name: api\n    openapi:\n      spec: api.json\n      include: { paths: [\"/pets/*\", \"/old\"] }\n      include_deprecated: true\n",
+    );
+    assert_eq!(names(&out), ["api___getPet", "api___oldList"]);
+    assert!(out["skipped"].as_array().unwrap().is_empty());
+
+    std::fs::write(
+        &config,
+        "targets:\n  - name: api\n    openapi: { spec: api.json }\n    operations:\n      upload: { content_type: text/csv }\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = run(&["check", "--config", config.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("operations.upload.content_type is `text/csv`, but the operation's request body offers only application/json, multipart/form-data"),
+        "{stderr}"
+    );
+}
