@@ -228,7 +228,13 @@ struct Generator<'a> {
     root: &'a Value,
     /// Use `examples` and `default` when present.
     use_examples: bool,
+    /// Which `oneOf`/`anyOf` branch to try first, and the seed for `pattern` strings: a
+    /// call whose arguments fail validation is retried with the next variant.
+    variant: usize,
 }
+
+/// How many variants [`arguments`] tries.
+const VARIANTS: usize = 6;
 
 impl Generator<'_> {
     fn value(&self, schema: &Value, depth: usize) -> Result<Value, String> {
@@ -289,10 +295,12 @@ impl Generator<'_> {
         for key in ["oneOf", "anyOf"] {
             if let Some(branches) = s.get(key).and_then(Value::as_array) {
                 let mut last = format!("empty {key}");
-                for branch in branches {
+                let start = self.variant % branches.len().max(1);
+                for branch in branches.iter().cycle().skip(start).take(branches.len()) {
                     match self.value(branch, depth + 1) {
                         Ok(Value::Null) => continue,
                         Ok(v) => {
+                            let v = self.discriminate(s, branch, v, depth);
                             if let (Value::Object(mut v), true) =
                                 (v.clone(), s.contains_key("properties"))
                             {
@@ -341,12 +349,67 @@ impl Generator<'_> {
                 }
                 Ok(Value::Array(vec![item; n as usize]))
             }
-            "string" => string(s),
+            "string" => string(s, self.variant),
             "integer" | "number" => number(s, ty == "integer"),
             "boolean" => Ok(json!(true)),
             "null" => Ok(Value::Null),
             other => Err(format!("type {other}")),
         }
+    }
+
+    /// Gives an object made from a `oneOf`/`anyOf` branch the discriminator value that
+    /// selects that branch: the explicit mapping's key, else the branch's own `enum` or
+    /// `const` for the property, else the schema name (the implicit mapping).
+    fn discriminate(
+        &self,
+        s: &Map<String, Value>,
+        branch: &Value,
+        value: Value,
+        depth: usize,
+    ) -> Value {
+        let Value::Object(mut object) = value else {
+            return value;
+        };
+        let Some(property) = s
+            .get("discriminator")
+            .and_then(|d| d.get("propertyName"))
+            .and_then(Value::as_str)
+        else {
+            return Value::Object(object);
+        };
+        let reference = branch.get("$ref").and_then(Value::as_str);
+        let mapped = reference.and_then(|r| {
+            s["discriminator"]
+                .get("mapping")
+                .and_then(Value::as_object)?
+                .iter()
+                .find(|(_, target)| {
+                    target
+                        .as_str()
+                        .is_some_and(|t| t.ends_with(r) || r.ends_with(t))
+                })
+                .map(|(key, _)| json!(key))
+        });
+        let resolved = reference
+            .and_then(|r| r.strip_prefix('#'))
+            .and_then(|p| self.root.pointer(p))
+            .unwrap_or(branch);
+        let own = resolved
+            .get("properties")
+            .and_then(|p| p.get(property))
+            .filter(|p| p.get("enum").is_some() || p.get("const").is_some())
+            .and_then(|p| self.value(p, depth + 1).ok());
+        let implicit = reference
+            .and_then(|r| r.rsplit('/').next())
+            .map(|name| json!(name));
+        if let Some(v) = mapped.or(own).or_else(|| {
+            (!object.contains_key(property))
+                .then_some(implicit)
+                .flatten()
+        }) {
+            object.insert(property.to_string(), v);
+        }
+        Value::Object(object)
     }
 
     fn object(&self, s: &Map<String, Value>, depth: usize) -> Result<Value, String> {
@@ -424,7 +487,7 @@ impl Generator<'_> {
     }
 }
 
-fn string(s: &Map<String, Value>) -> Result<Value, String> {
+fn string(s: &Map<String, Value>, variant: usize) -> Result<Value, String> {
     let format = s.get("format").and_then(Value::as_str).unwrap_or("");
     let base = match format {
         "date" => "2024-01-02",
@@ -443,16 +506,61 @@ fn string(s: &Map<String, Value>) -> Result<Value, String> {
     if !base.is_empty() {
         return Ok(json!(base));
     }
-    if s.contains_key("pattern") {
-        return Err("a string with a `pattern` and no example".into());
-    }
     let min = s.get("minLength").and_then(Value::as_u64).unwrap_or(0) as usize;
     let max = s
         .get("maxLength")
         .and_then(Value::as_u64)
         .unwrap_or(u64::MAX) as usize;
+    if let Some(pattern) = s.get("pattern").and_then(Value::as_str) {
+        return matching(pattern, min, max, variant).map(Value::String);
+    }
     let len = 3.max(min).min(max);
     Ok(json!("abc".chars().cycle().take(len).collect::<String>()))
+}
+
+/// A string that matches `pattern` (an ECMA-262 regular expression, as JSON Schema reads
+/// it) with a length in `min..=max`, drawn with the seed `variant`.
+fn matching(pattern: &str, min: usize, max: usize, variant: usize) -> Result<String, String> {
+    use rand::SeedableRng;
+    // A generated string matches the whole expression, so the outer anchors are moot
+    // (rand_regex does not take anchors).
+    let body = pattern.strip_prefix('^').unwrap_or(pattern);
+    let body = match body.strip_suffix('$') {
+        Some(inner) if !inner.ends_with('\\') => inner,
+        _ => body,
+    };
+    // ECMA-262 classes are ASCII; regex-syntax's are Unicode.
+    let mut ascii = String::with_capacity(body.len());
+    let mut chars = body.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            ascii.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('d') => ascii.push_str("[0-9]"),
+            Some('w') => ascii.push_str("[A-Za-z0-9_]"),
+            Some('s') => ascii.push_str("[ \\t\\n\\r]"),
+            Some(other) => {
+                ascii.push('\\');
+                ascii.push(other);
+            }
+            None => ascii.push('\\'),
+        }
+    }
+    let regex = rand_regex::Regex::compile(&ascii, 4)
+        .map_err(|e| format!("a `pattern` the generator cannot read ({pattern}): {e}"))?;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(variant as u64);
+    for _ in 0..64 {
+        let sample: String = rand::Rng::sample(&mut rng, &regex);
+        let len = sample.chars().count();
+        if (min..=max).contains(&len) {
+            return Ok(sample);
+        }
+    }
+    Err(format!(
+        "no string of length {min}..={max} matching `{pattern}` found"
+    ))
 }
 
 fn number(s: &Map<String, Value>, integer: bool) -> Result<Value, String> {
@@ -481,10 +589,12 @@ fn number(s: &Map<String, Value>, integer: bool) -> Result<Value, String> {
 fn arguments(schema: &Value) -> Result<Map<String, Value>, String> {
     let validator = compile_schema(schema)?;
     let mut last = String::new();
-    for use_examples in [true, false] {
+    let tries = (0..VARIANTS).flat_map(|variant| [(true, variant), (false, variant)]);
+    for (use_examples, variant) in tries {
         let generator = Generator {
             root: schema,
             use_examples,
+            variant,
         };
         match generator.value(schema, 0) {
             Ok(Value::Object(args)) => {
@@ -556,7 +666,7 @@ async fn oracle_accepts_every_request_the_gateway_sends() {
         };
         let converted = convert(path);
         yaml.push_str(&format!(
-            "  - name: t{i}\n    openapi:\n      spec: {:?}\n      base_url: {:?}\n",
+            "  - name: t{i}\n    openapi:\n      spec: {:?}\n      base_url: {:?}\n      include_deprecated: true\n",
             path.display().to_string(),
             upstream.url()
         ));
