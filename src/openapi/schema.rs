@@ -153,7 +153,8 @@ pub(crate) struct SchemaCtx<'d> {
     locations: Vec<(DocId, String)>,
     ids: HashMap<(DocId, String), usize>,
     cache: HashMap<(usize, Mode), Result<Rc<Translated>, String>>,
-    patterns: HashMap<String, bool>,
+    /// Pattern as written → the form the validator accepts, if any.
+    patterns: HashMap<String, Option<String>>,
     /// Finished output schemas (schema, wrap key) by location: many operations answer
     /// with the same component.
     pub(crate) outputs: HashMap<usize, Result<OutputSchema, String>>,
@@ -289,11 +290,14 @@ impl<'d> SchemaCtx<'d> {
                     let Value::Object(properties) = value else {
                         continue;
                     };
-                    let valid: Vec<_> = properties
+                    let usable: Vec<(String, &Value)> = properties
                         .iter()
-                        .filter(|(pattern, _)| self.valid_pattern(pattern))
+                        .filter_map(|(pattern, schema)| {
+                            Some((self.usable_pattern(pattern)?, schema))
+                        })
                         .collect();
-                    let translated = self.translate_members(doc, valid, mode, depth, key)?;
+                    let members = usable.iter().map(|(p, schema)| (p, *schema)).collect();
+                    let translated = self.translate_members(doc, members, mode, depth, key)?;
                     out.insert(key.clone(), translated);
                 }
                 "dependentSchemas" => {
@@ -359,10 +363,8 @@ impl<'d> SchemaCtx<'d> {
                     }
                 }
                 "pattern" => {
-                    if let Some(pattern) = value.as_str()
-                        && self.valid_pattern(pattern)
-                    {
-                        out.insert(key.clone(), value.clone());
+                    if let Some(pattern) = value.as_str().and_then(|p| self.usable_pattern(p)) {
+                        out.insert(key.clone(), pattern.into());
                     }
                 }
                 "required" => {
@@ -436,6 +438,14 @@ impl<'d> SchemaCtx<'d> {
         if let Some(reference) = reference {
             let target = self.resolve_schema_ref(doc, reference)?;
             out.insert(REF_MARKER.into(), target.into());
+        }
+        if let Some(property) = object
+            .get("discriminator")
+            .and_then(|d| d.get("propertyName"))
+            .and_then(Value::as_str)
+        {
+            let implicit = self.implicit_discriminator_values(doc, object, property);
+            discriminate(object, property, &implicit, &mut out);
         }
         if nullable {
             return Ok(make_nullable(out));
@@ -536,16 +546,169 @@ impl<'d> SchemaCtx<'d> {
             .is_ok_and(|t| t.value.get(keyword) == Some(&Value::Bool(true)))
     }
 
-    /// Whether the validator accepts `pattern` (an invalid regex makes the whole tool
-    /// schema fail to compile, so such patterns are dropped). Checked once per pattern.
-    fn valid_pattern(&mut self, pattern: &str) -> bool {
-        if let Some(&ok) = self.patterns.get(pattern) {
-            return ok;
-        }
-        let ok = crate::catalog::compile_schema(&json!({ "pattern": pattern })).is_ok();
-        self.patterns.insert(pattern.to_string(), ok);
-        ok
+    /// Per branch of a discriminated `oneOf`/`anyOf` in `object`: the implicit
+    /// discriminator value (the schema name of a `$ref` branch), unless the branch's own
+    /// `property` schema has an `enum` or `const`, which then says what the values are.
+    fn implicit_discriminator_values(
+        &self,
+        doc: DocId,
+        object: &Map<String, Value>,
+        property: &str,
+    ) -> Vec<Option<String>> {
+        let branches = object
+            .get("oneOf")
+            .or_else(|| object.get("anyOf"))
+            .and_then(Value::as_array);
+        let Some(branches) = branches else {
+            return Vec::new();
+        };
+        branches
+            .iter()
+            .map(|branch| {
+                let reference = branch.get("$ref").and_then(Value::as_str)?;
+                let target = self.docs.lookup(doc, reference).ok()?;
+                let own = target.value.get("properties").and_then(|p| p.get(property));
+                if own.is_some_and(|p| p.get("enum").is_some() || p.get("const").is_some()) {
+                    return None;
+                }
+                reference.rsplit('/').next().map(str::to_string)
+            })
+            .collect()
     }
+
+    /// `pattern` in a form the validator accepts: as written, or with the literal braces
+    /// that ECMA-262's web-compatibility grammar (Annex B) allows escaped; `None` when
+    /// neither compiles (an invalid regex would make the whole tool schema fail, so such a
+    /// pattern is dropped). Checked once per pattern.
+    fn usable_pattern(&mut self, pattern: &str) -> Option<String> {
+        if let Some(done) = self.patterns.get(pattern) {
+            return done.clone();
+        }
+        let compiles = |p: &str| crate::catalog::compile_schema(&json!({ "pattern": p })).is_ok();
+        let usable = if compiles(pattern) {
+            Some(pattern.to_string())
+        } else {
+            Some(escape_literal_braces(pattern)).filter(|p| p != pattern && compiles(p))
+        };
+        self.patterns.insert(pattern.to_string(), usable.clone());
+        usable
+    }
+}
+
+/// Expresses a `discriminator` in JSON Schema terms, on the translated schema `out` of
+/// `source`. OpenAPI selects the branch of a discriminated `oneOf` by the discriminating
+/// property, whereas JSON Schema's `oneOf` demands that exactly one branch validate, which
+/// rejects valid values whenever branches overlap (open objects usually do): the branches
+/// become an `anyOf`. Each branch that the explicit `mapping` names gets the mapped values
+/// as an `enum` of the property; an unmapped branch stays open (many documents rely on
+/// values that are not schema names) and shows its implicit value, the schema name, as an
+/// example when its own property has no `enum` or `const`. The `mapping`, whose references
+/// point into the source document, is dropped from the annotation.
+fn discriminate(
+    source: &Map<String, Value>,
+    property: &str,
+    implicit: &[Option<String>],
+    out: &mut Map<String, Value>,
+) {
+    let key = match (out.contains_key("oneOf"), out.contains_key("anyOf")) {
+        (true, false) => {
+            let branches = out.remove("oneOf").unwrap_or_default();
+            out.insert("anyOf".into(), branches);
+            "oneOf"
+        }
+        (false, true) => "anyOf",
+        _ => return,
+    };
+    let mapping = source
+        .get("discriminator")
+        .and_then(|d| d.get("mapping"))
+        .and_then(Value::as_object);
+    if let Some(Value::Object(annotation)) = out.get_mut("discriminator") {
+        annotation.remove("mapping");
+    }
+    let Some(Value::Array(sources)) = source.get(key) else {
+        return;
+    };
+    let Some(Value::Array(branches)) = out.get_mut("anyOf") else {
+        return;
+    };
+    let empty = Map::new();
+    let mapping = mapping.unwrap_or(&empty);
+    // A mapping target is a reference or a bare schema name.
+    let names = |target: &str, reference: &str| {
+        target == reference
+            || (!target.contains('/') && reference.rsplit('/').next() == Some(target))
+    };
+    for ((branch, source), implicit) in branches.iter_mut().zip(sources).zip(implicit) {
+        let Some(reference) = source.get("$ref").and_then(Value::as_str) else {
+            continue;
+        };
+        let values: Vec<Value> = mapping
+            .iter()
+            .filter(|(_, target)| target.as_str().is_some_and(|t| names(t, reference)))
+            .map(|(value, _)| Value::String(value.clone()))
+            .collect();
+        let selector = if !values.is_empty() {
+            json!({ "properties": { property: { "enum": values } } })
+        } else if let Some(name) = implicit {
+            // The implicit value (the schema name) is shown, not enforced.
+            json!({ "properties": { property: { "examples": [name] } } })
+        } else {
+            continue;
+        };
+        *branch = json!({ "allOf": [branch.take(), selector] });
+    }
+}
+
+/// Escapes the `{` and `}` of `pattern` that are not part of a `{n}`, `{n,}` or `{n,m}`
+/// quantifier, outside character classes: ECMA-262 (Annex B) and most engines read them as
+/// literal characters (`^{[0-9a-f]{4}}$`), Rust's regex engines reject them.
+fn escape_literal_braces(pattern: &str) -> String {
+    let bytes = pattern.as_bytes();
+    let mut out = String::with_capacity(pattern.len() + 8);
+    let mut in_class = false;
+    let mut i = 0;
+    // The end (exclusive) of the quantifier that starts at `start`, if one does.
+    let quantifier = |start: usize| -> Option<usize> {
+        let rest = &pattern[start + 1..];
+        let close = rest.find('}')?;
+        let inner = &rest[..close];
+        let (low, high) = inner.split_once(',').unwrap_or((inner, "0"));
+        let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+        (!low.is_empty() && digits(low) && digits(high)).then_some(start + 1 + close + 1)
+    };
+    while i < bytes.len() {
+        let c = pattern[i..].chars().next().unwrap_or_default();
+        match c {
+            '\\' => {
+                let escaped = pattern[i + 1..].chars().next().map_or(0, char::len_utf8);
+                out.push_str(&pattern[i..i + 1 + escaped]);
+                i += 1 + escaped;
+                continue;
+            }
+            '[' if !in_class => in_class = true,
+            ']' if in_class => in_class = false,
+            '{' if !in_class => {
+                if let Some(end) = quantifier(i) {
+                    out.push_str(&pattern[i..end]);
+                    i = end;
+                    continue;
+                }
+                out.push_str("\\{");
+                i += 1;
+                continue;
+            }
+            '}' if !in_class => {
+                out.push_str("\\}");
+                i += 1;
+                continue;
+            }
+            _ => {}
+        }
+        out.push(c);
+        i += c.len_utf8();
+    }
+    out
 }
 
 /// Builds one tool schema (an input or an output schema) from translated locations,

@@ -292,3 +292,76 @@ fn object_detection() {
     assert!(!is_object_schema(&json!({"oneOf": [{"type": "object"}]})));
     assert!(!is_object_schema(&json!(true)));
 }
+
+#[test]
+fn literal_braces_in_patterns_are_escaped_and_invalid_patterns_dropped() {
+    let guid =
+        "^(?:{[0-9a-fA-F]{4}(?:-?[0-9a-fA-F]{4}){7}}|[0-9a-fA-F]{4}(?:-?[0-9a-fA-F]{4}){7})$";
+    assert_eq!(
+        escape_literal_braces(guid),
+        "^(?:\\{[0-9a-fA-F]{4}(?:-?[0-9a-fA-F]{4}){7}\\}|[0-9a-fA-F]{4}(?:-?[0-9a-fA-F]{4}){7})$"
+    );
+    assert_eq!(
+        escape_literal_braces("a{2,}b{,3}[{}]\\{x"),
+        "a{2,}b\\{,3\\}[{}]\\{x"
+    );
+    let schema = v30(json!({"type": "object", "properties": {
+        "guid": {"type": "string", "pattern": guid},
+        "broken": {"type": "string", "pattern": "(unclosed"},
+    }, "patternProperties": {"^{x}$": {"type": "string"}}}));
+    assert_eq!(
+        schema["properties"]["guid"]["pattern"],
+        json!(escape_literal_braces(guid))
+    );
+    assert!(schema["properties"]["broken"].get("pattern").is_none());
+    assert!(schema["patternProperties"].get("^\\{x\\}$").is_some());
+    let validator = compile_schema(&schema).expect("compiles");
+    let braced = "{0123-4567-89ab-cdef-0123-4567-89ab-cdef}";
+    assert!(validator.is_valid(&json!({"guid": braced})));
+    assert!(!validator.is_valid(&json!({"guid": "abc"})));
+}
+
+#[test]
+fn discriminated_unions_select_by_the_discriminator_not_by_exclusive_match() {
+    let schemas = json!({
+        "Cat": {"type": "object", "required": ["kind"], "properties": {
+            "kind": {"type": "string"}, "hunts": {"type": "boolean"}}},
+        "Dog": {"type": "object", "required": ["kind"], "properties": {
+            "kind": {"type": "string"}, "barks": {"type": "boolean"}}},
+        "Fish": {"type": "object", "properties": {
+            "kind": {"type": "string", "enum": ["fish"]}}},
+    });
+    let union = json!({
+        "oneOf": [
+            {"$ref": "#/components/schemas/Cat"},
+            {"$ref": "#/components/schemas/Dog"},
+            {"$ref": "#/components/schemas/Fish"},
+        ],
+        "discriminator": {"propertyName": "kind", "mapping": {
+            "cat": "#/components/schemas/Cat", "kitten": "Cat"}},
+    });
+    let schema = assemble_in(Dialect::V30, Mode::Input, union, schemas).expect("translates");
+    assert!(schema.get("oneOf").is_none(), "{schema}");
+    let branches = schema["anyOf"].as_array().expect("anyOf");
+    // Cat: the mapped values (a reference and a bare schema name) are enforced.
+    assert_eq!(
+        branches[0]["allOf"][1],
+        json!({"properties": {"kind": {"enum": ["cat", "kitten"]}}})
+    );
+    // Dog: unmapped, its implicit value (the schema name) is shown, not enforced.
+    assert_eq!(
+        branches[1]["allOf"][1],
+        json!({"properties": {"kind": {"examples": ["Dog"]}}})
+    );
+    // Fish: its own enum says what the value is.
+    assert!(branches[2].get("allOf").is_none(), "{}", branches[2]);
+    // The mapping's references point into the document: not kept.
+    assert_eq!(schema["discriminator"], json!({"propertyName": "kind"}));
+
+    let validator = compile_schema(&schema).expect("compiles");
+    // Valid for both Cat's and Dog's shapes: a JSON Schema `oneOf` would reject it.
+    assert!(validator.is_valid(&json!({"kind": "Dog", "barks": true})));
+    assert!(validator.is_valid(&json!({"kind": "cat", "hunts": true})));
+    assert!(validator.is_valid(&json!({"kind": "fish"})));
+    assert!(!validator.is_valid(&json!({"kind": 5})));
+}
