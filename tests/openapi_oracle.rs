@@ -833,9 +833,13 @@ async fn oracle_accepts_every_request_the_gateway_sends() {
     // Floors: what the oracle accepted when this was last changed, so that a generator or
     // gateway regression that sends fewer requests cannot pass silently.
     assert!(passed >= 1_100, "oracle pass count fell to {passed}");
+    let ungenerated = unsupported
+        .iter()
+        .filter(|u| u.contains("no arguments generated"))
+        .count();
     assert!(
-        unsupported.len() <= 100,
-        "{} operations not checked (see the list above)",
+        ungenerated <= 25 && unsupported.len() <= 115,
+        "{} operations not checked, {ungenerated} for want of arguments (see the list above)",
         unsupported.len()
     );
     assert!(
