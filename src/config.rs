@@ -246,6 +246,61 @@ pub struct OpenApiTargetConfig {
     /// Overrides `gateway.description_budget` for this target.
     #[serde(default)]
     pub description_budget: Option<usize>,
+    /// Which http(s) documents the document's `$ref`s may name (default: none).
+    #[serde(default)]
+    pub allow_remote_refs: Option<Spanned<AllowRemoteRefs>>,
+}
+
+impl OpenApiTargetConfig {
+    /// The remote `$ref` policy these settings give (prefixes were checked by validation).
+    pub fn remote_refs(&self) -> crate::openapi::RemoteRefs {
+        use crate::openapi::RemoteRefs;
+        match self.allow_remote_refs.as_ref().map(|a| &a.value) {
+            None | Some(AllowRemoteRefs::All(false)) => RemoteRefs::Refused,
+            Some(AllowRemoteRefs::All(true)) => RemoteRefs::Any,
+            Some(AllowRemoteRefs::Prefixes(list)) => RemoteRefs::Prefixes(
+                list.iter()
+                    .filter_map(|p| RemoteRefs::parse_prefix(p).ok())
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// `openapi.allow_remote_refs`: `true` (any http/https URL), `false`, or a list of URL
+/// prefixes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllowRemoteRefs {
+    /// `true` or `false`.
+    All(bool),
+    /// URL prefixes, e.g. `https://schemas.example.com/`.
+    Prefixes(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for AllowRemoteRefs {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = AllowRemoteRefs;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("true, false, or a list of URL prefixes (e.g. [\"https://schemas.example.com/\"])")
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(AllowRemoteRefs::All(v))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut list = Vec::new();
+                while let Some(prefix) = seq.next_element::<String>()? {
+                    list.push(prefix);
+                }
+                Ok(AllowRemoteRefs::Prefixes(list))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 /// Operation filter for `include` / `exclude`.
@@ -721,6 +776,20 @@ impl Config {
                 }
             }
             if let Some(openapi) = &target.openapi
+                && let Some(allow) = &openapi.allow_remote_refs
+                && let AllowRemoteRefs::Prefixes(list) = &allow.value
+            {
+                for prefix in list {
+                    crate::openapi::RemoteRefs::parse_prefix(prefix).map_err(|e| {
+                        ConfigError::at(
+                            path,
+                            &allow.referenced,
+                            format!("target `{}`: allow_remote_refs: {e}", name.value),
+                        )
+                    })?;
+                }
+            }
+            if let Some(openapi) = &target.openapi
                 && let Some(base) = &openapi.base_url
             {
                 match url::Url::parse(&base.value) {
@@ -1068,5 +1137,41 @@ mod tests {
         .unwrap();
         let debug = format!("{cfg:?}");
         assert!(!debug.contains("hunter2"), "{debug}");
+    }
+
+    #[test]
+    fn allow_remote_refs_takes_a_bool_or_url_prefixes() {
+        use crate::openapi::RemoteRefs;
+        let policy = |value: &str| {
+            let text = format!(
+                "targets:\n  - name: a\n    openapi:\n      spec: x.yaml\n      allow_remote_refs: {value}\n"
+            );
+            Config::parse(&text, Path::new("gw.yaml"))
+                .map(|c| c.targets[0].openapi.as_ref().unwrap().remote_refs())
+        };
+        let absent = Config::parse(
+            "targets:\n  - name: a\n    openapi: {spec: x.yaml}\n",
+            Path::new("gw.yaml"),
+        )
+        .unwrap();
+        assert_eq!(
+            absent.targets[0].openapi.as_ref().unwrap().remote_refs(),
+            RemoteRefs::Refused
+        );
+        assert_eq!(policy("false").unwrap(), RemoteRefs::Refused);
+        assert_eq!(policy("true").unwrap(), RemoteRefs::Any);
+        assert_eq!(
+            policy("[\"https://schemas.example.com/v1/\"]").unwrap(),
+            RemoteRefs::Prefixes(vec![
+                url::Url::parse("https://schemas.example.com/v1/").unwrap()
+            ])
+        );
+        let err = policy("[\"file:///schemas/\"]").unwrap_err();
+        assert_eq!(err.line, 5, "{err}");
+        assert!(err.message.contains("allow_remote_refs"), "{err}");
+        assert!(err.message.contains("http"), "{err}");
+        let err = policy("yes please").unwrap_err();
+        assert_eq!(err.line, 5, "{err}");
+        assert!(err.message.contains("list of URL prefixes"), "{err}");
     }
 }

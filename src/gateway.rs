@@ -166,6 +166,7 @@ pub fn load(path: &Path) -> Result<Loaded, LoadError> {
                 .iter()
                 .filter_map(|(op, o)| Some((op.clone(), o.content_type.clone()?)))
                 .collect(),
+            remote_refs: openapi.remote_refs(),
         };
         let mut converted =
             openapi::load_and_convert(&spec, &options).map_err(|error| LoadError::Spec {

@@ -5,12 +5,13 @@
 //! The document stays one `serde_json::Value`, read through small typed views per
 //! operation (`operation.rs`), so that a malformed part skips only the operations that use
 //! it. Schemas are translated to JSON Schema 2020-12 once per location (`schema.rs`);
-//! references, including relative files, are resolved by `refs.rs`.
+//! references, including relative files and allowed http(s) URLs, are resolved by `refs.rs`.
 
 mod budget;
 mod load;
 mod operation;
 mod refs;
+mod remote;
 mod schema;
 mod swagger2;
 
@@ -25,6 +26,8 @@ use crate::catalog::ToolSpec;
 use operation::OperationSource;
 use refs::{DocSet, Located};
 use schema::{Dialect, SchemaCtx};
+
+pub use remote::RemoteRefs;
 
 /// Methods of a path item, in the order their operations are converted.
 const METHODS: [(&str, http::Method); 8] = [
@@ -98,16 +101,19 @@ pub struct ConvertOptions {
     /// Request body media type per operation (key: operationId, or `<method>_<path>`
     /// without one), replacing the automatic choice.
     pub content_types: std::collections::HashMap<String, String>,
+    /// Which http(s) documents `$ref`s may name (fetched once, at load time).
+    pub remote_refs: RemoteRefs,
 }
 
 impl ConvertOptions {
-    /// Every operation, the document's servers, default budgets.
+    /// Every operation, the document's servers, default budgets, no remote references.
     pub fn new(base_url: Option<String>) -> Self {
         Self {
             base_url,
             selection: Selection::default(),
             descriptions: DescriptionBudget::default(),
             content_types: std::collections::HashMap::new(),
+            remote_refs: RemoteRefs::default(),
         }
     }
 }
@@ -243,7 +249,7 @@ pub fn convert(
         }
     };
 
-    let docs = DocSet::new(document, file);
+    let docs = DocSet::with_remote(document, file, &options.remote_refs);
     let mut ctx = SchemaCtx::new(&docs, dialect);
     let mut tools = Vec::new();
     let mut skipped = Vec::new();

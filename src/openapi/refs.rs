@@ -1,18 +1,41 @@
 //! `$ref` resolution: the documents of one conversion (the main one plus the files its
-//! relative references name, loaded once up front) and JSON-pointer lookup across them.
+//! relative references name and, when allowed, the http(s) documents its references name,
+//! each loaded once up front) and JSON-pointer lookup across them.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
+use url::Url;
+
+use super::remote::{Fetched, Fetcher, RemoteRefs, without_fragment};
 
 /// Index of a document in a [`DocSet`]; 0 is the main document.
 pub(crate) type DocId = usize;
 
 /// Most `$ref` hops followed from one place before giving up (alias chains).
 const MAX_REF_HOPS: usize = 32;
-/// Most external files loaded for one document.
+/// Most external documents (files and remote ones together) loaded for one document.
 const MAX_EXTERNAL_FILES: usize = 64;
+
+/// Where a document was read from: relative references inside it resolve from there.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Source {
+    /// A file (canonical path when it exists).
+    File(PathBuf),
+    /// An http(s) URL, without fragment.
+    Url(Url),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::File(path) => write!(f, "{}", path.display()),
+            Source::Url(url) => write!(f, "{url}"),
+        }
+    }
+}
 
 /// A value found by following a reference: where it is and what it is.
 #[derive(Debug, Clone)]
@@ -47,60 +70,103 @@ impl<'a> Located<'a> {
     }
 }
 
-/// The main document and every file reachable from it through relative `$ref`s.
+/// The main document and every document reachable from it through `$ref`s to other files
+/// or (when allowed) to http(s) URLs.
 pub(crate) struct DocSet<'a> {
     main: &'a Value,
-    paths: Vec<PathBuf>,
+    /// Where each document was read from (for remote ones, the URL after redirects).
+    sources: Vec<Source>,
     others: Vec<Value>,
-    /// Canonical path → loaded document, or why it could not be loaded.
-    by_path: HashMap<PathBuf, Result<DocId, String>>,
+    /// Canonical path or URL → loaded document, or why it could not be loaded.
+    by_source: HashMap<Source, Result<DocId, String>>,
+    /// Which remote documents may be loaded.
+    remote: RemoteRefs,
 }
 
 impl<'a> DocSet<'a> {
-    /// Builds the set for `main` (read from `file`), loading every file that relative
-    /// references name, transitively. Files that cannot be loaded are remembered with the
-    /// reason: only the operations that use them fail.
+    /// [`DocSet::with_remote`] refusing every remote reference.
+    #[cfg(test)]
     pub(crate) fn new(main: &'a Value, file: &Path) -> Self {
-        let main_path = canonical(file);
+        Self::with_remote(main, file, &RemoteRefs::Refused)
+    }
+
+    /// Builds the set for `main` (read from `file`), loading every file that relative
+    /// references name and every http(s) document that `remote` allows, transitively
+    /// (relative references in a remote document resolve against its URL). Documents that
+    /// cannot be loaded or are not allowed are remembered with the reason: only the
+    /// operations that use them fail.
+    pub(crate) fn with_remote(main: &'a Value, file: &Path, remote: &RemoteRefs) -> Self {
+        let main_path = Source::File(canonical(file));
         let mut set = Self {
             main,
-            paths: vec![main_path.clone()],
+            sources: vec![main_path.clone()],
             others: Vec::new(),
-            by_path: HashMap::from([(main_path, Ok(0))]),
+            by_source: HashMap::from([(main_path, Ok(0))]),
+            remote: remote.clone(),
         };
+        let mut fetcher = Fetcher::default();
         let mut queue = vec![0];
         while let Some(doc) = queue.pop() {
             let mut files = Vec::new();
             collect_file_refs(set.value(doc), &mut files);
-            let paths: Vec<PathBuf> = files
+            // Unusable references (a bad URL) are reported by `lookup`, where used.
+            let sources: Vec<Source> = files
                 .into_iter()
-                .filter_map(|reference| set.file_path(doc, reference))
+                .filter_map(|reference| set.source_of(doc, reference).ok())
                 .collect();
-            for path in paths {
-                if set.by_path.contains_key(&path) {
+            for source in sources {
+                if set.by_source.contains_key(&source) {
                     continue;
                 }
-                let entry = if set.others.len() >= MAX_EXTERNAL_FILES {
+                let entry = if let Source::Url(url) = &source
+                    && let Err(reason) = remote.check(url)
+                {
+                    Err(reason)
+                } else if set.others.len() >= MAX_EXTERNAL_FILES {
                     Err(format!(
-                        "more than {MAX_EXTERNAL_FILES} referenced files; {} not loaded",
-                        path.display()
+                        "more than {MAX_EXTERNAL_FILES} referenced documents; {source} not loaded"
                     ))
                 } else {
-                    match super::load::read_document(&path) {
-                        Ok(value) => {
-                            set.others.push(value);
-                            set.paths.push(path.clone());
-                            let id = set.others.len();
-                            queue.push(id);
-                            Ok(id)
-                        }
-                        Err(e) => Err(e.reason),
-                    }
+                    set.load(&source, &mut fetcher)
+                        .and_then(|loaded| match loaded {
+                            Loaded::Document(value, from) => {
+                                set.others.push(value);
+                                set.sources.push(from.clone());
+                                let id = set.others.len();
+                                set.by_source.entry(from).or_insert(Ok(id));
+                                queue.push(id);
+                                Ok(id)
+                            }
+                            Loaded::Known(at) => set.by_source[&at].clone(),
+                        })
                 };
-                set.by_path.insert(path, entry);
+                set.by_source.insert(source, entry);
             }
         }
         set
+    }
+
+    /// Reads or fetches the document at `source`.
+    fn load(&self, source: &Source, fetcher: &mut Fetcher) -> Result<Loaded, String> {
+        let url = match source {
+            Source::File(path) => {
+                return super::load::read_document(path)
+                    .map(|value| Loaded::Document(value, source.clone()))
+                    .map_err(|e| e.reason);
+            }
+            Source::Url(url) => url,
+        };
+        let known =
+            |url: &Url| matches!(self.by_source.get(&Source::Url(url.clone())), Some(Ok(_)));
+        match fetcher.fetch(url, &self.remote, &known)? {
+            Fetched::Document { url, text } => {
+                // JSON or YAML by content; the URL's path stands for the file name.
+                let value = super::load::parse_document(&text, Path::new(url.path()))
+                    .map_err(|e| e.reason)?;
+                Ok(Loaded::Document(value, Source::Url(url)))
+            }
+            Fetched::Known(url) => Ok(Loaded::Known(Source::Url(url))),
+        }
     }
 
     /// The document `doc`.
@@ -111,52 +177,76 @@ impl<'a> DocSet<'a> {
         }
     }
 
-    /// How to name `pointer` in `doc` in messages: `#/a/b`, or `file.yaml#/a/b`.
+    /// How to name `pointer` in `doc` in messages: `#/a/b`, `file.yaml#/a/b`, or
+    /// `https://host/file.yaml#/a/b`.
     pub(crate) fn display(&self, doc: DocId, pointer: &str) -> String {
-        if doc == 0 {
-            format!("#{pointer}")
-        } else {
-            let name = self.paths[doc]
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            format!("{name}#{pointer}")
+        match &self.sources[doc] {
+            _ if doc == 0 => format!("#{pointer}"),
+            Source::File(path) => {
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                format!("{name}#{pointer}")
+            }
+            Source::Url(url) => format!("{url}#{pointer}"),
         }
     }
 
-    /// The canonical path a reference's file part names, relative to `from`'s directory;
-    /// `None` for same-document and remote references.
-    fn file_path(&self, from: DocId, reference: &str) -> Option<PathBuf> {
+    /// The document a reference's file part (`reference` up to any `#`, not empty) names,
+    /// from document `from`: a path relative to a file's directory, or a URL (absolute, or
+    /// relative to a remote document's URL). Err: the reference names nothing fetchable.
+    fn source_of(&self, from: DocId, reference: &str) -> Result<Source, String> {
         let file = reference.split('#').next().unwrap_or_default();
-        if file.is_empty() || is_remote(file) {
-            return None;
+        let url = match &self.sources[from] {
+            Source::Url(base) => base
+                .join(file)
+                .map_err(|e| format!("cannot resolve against {base}: {e}"))?,
+            Source::File(_) if is_remote(file) => {
+                Url::parse(file).map_err(|e| format!("not a valid URL: {e}"))?
+            }
+            Source::File(path) => {
+                let file = percent_encoding::percent_decode_str(file).decode_utf8_lossy();
+                let dir = path.parent().unwrap_or(Path::new(""));
+                return Ok(Source::File(canonical(&dir.join(file.as_ref()))));
+            }
+        };
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!(
+                "remote $ref to `{}:` URLs are not supported (only http and https)",
+                url.scheme()
+            ));
         }
-        let file = percent_encoding::percent_decode_str(file).decode_utf8_lossy();
-        let dir = self.paths[from].parent().unwrap_or(Path::new(""));
-        Some(canonical(&dir.join(file.as_ref())))
+        Ok(Source::Url(without_fragment(url)))
     }
 
     /// Resolves the reference string `reference` found in document `from`.
     pub(crate) fn lookup(&self, from: DocId, reference: &str) -> Result<Located<'_>, String> {
         let (file, fragment) = reference.split_once('#').unwrap_or((reference, ""));
-        if is_remote(file) {
-            return Err(format!(
-                "remote $ref '{reference}' is not supported: download the document and \
-                 refer to it by a relative path"
-            ));
-        }
         let doc = if file.is_empty() {
             from
         } else {
-            let path = self
-                .file_path(from, reference)
-                .ok_or_else(|| format!("$ref '{reference}': cannot name a file"))?;
-            match self.by_path.get(&path) {
+            let source = self
+                .source_of(from, file)
+                .map_err(|reason| format!("$ref '{reference}': {reason}"))?;
+            match self.by_source.get(&source) {
                 Some(Ok(doc)) => *doc,
-                Some(Err(reason)) => {
-                    return Err(format!("$ref '{reference}': {}: {reason}", path.display()));
+                // The URL is named unless the reference spells it out already.
+                Some(Err(reason)) if matches!(&source, Source::Url(u) if u.as_str() == file) => {
+                    return Err(format!("$ref '{reference}': {reason}"));
                 }
-                None => return Err(format!("$ref '{reference}': file not loaded")),
+                Some(Err(reason)) => {
+                    return Err(format!("$ref '{reference}': {source}: {reason}"));
+                }
+                // Only references written in the documents were loaded.
+                None => {
+                    let reason = match &source {
+                        Source::Url(url) => self.remote.check(url).err(),
+                        Source::File(_) => None,
+                    };
+                    let reason = reason.unwrap_or_else(|| "not loaded".into());
+                    return Err(format!("$ref '{reference}': {source}: {reason}"));
+                }
             }
         };
         let pointer = percent_encoding::percent_decode_str(fragment)
@@ -196,12 +286,20 @@ impl<'a> DocSet<'a> {
     }
 }
 
+/// A document read by [`DocSet::load`].
+enum Loaded {
+    /// A new document, and where it was read from (after redirects).
+    Document(Value, Source),
+    /// A redirect to a document loaded already, from this source.
+    Known(Source),
+}
+
 /// The `$ref` string of an object, if it has one.
 pub(crate) fn ref_of(value: &Value) -> Option<&str> {
     value.as_object()?.get("$ref")?.as_str()
 }
 
-/// Whether a reference's file part is a URL rather than a path.
+/// Whether a reference's file part (in a file document) is a URL rather than a path.
 fn is_remote(file: &str) -> bool {
     file.contains("://") || file.starts_with("urn:")
 }
@@ -290,5 +388,49 @@ mod tests {
         };
         assert!(set.deref(start).unwrap_err().contains("circular"));
         assert!(set.lookup(0, "missing.yaml#/x").is_err());
+    }
+
+    #[test]
+    fn references_name_files_or_urls_relative_to_their_document() {
+        let doc = json!({});
+        let mut set = DocSet::new(&doc, Path::new("/nonexistent/dir/spec.json"));
+        let base = Url::parse("https://h.example/schemas/v1/pet.yaml").unwrap();
+        set.sources.push(Source::Url(base));
+        let url = |s: &str| Source::Url(Url::parse(s).unwrap());
+        // From a file: paths relative to its folder; absolute http(s) URLs as written.
+        assert_eq!(
+            set.source_of(0, "common.yaml#/A").unwrap(),
+            Source::File(PathBuf::from("/nonexistent/dir/common.yaml"))
+        );
+        assert_eq!(
+            set.source_of(0, "https://h.example/a.json#/A").unwrap(),
+            url("https://h.example/a.json")
+        );
+        // From a remote document: everything is a URL, resolved against its URL.
+        assert_eq!(
+            set.source_of(1, "common.json#/Id").unwrap(),
+            url("https://h.example/schemas/v1/common.json")
+        );
+        assert_eq!(
+            set.source_of(1, "../v2/x.yaml").unwrap(),
+            url("https://h.example/schemas/v2/x.yaml")
+        );
+        assert_eq!(
+            set.source_of(1, "//other.example/y.json#/z").unwrap(),
+            url("https://other.example/y.json")
+        );
+        // Never anything but http(s), from either kind of document.
+        for (from, reference) in [
+            (1, "file:///etc/passwd"),
+            (0, "file:///etc/passwd#/x"),
+            (0, "urn:example:schema"),
+            (1, "ftp://h.example/a.json"),
+        ] {
+            let e = set.source_of(from, reference).unwrap_err();
+            assert!(e.contains("only http and https"), "{reference}: {e}");
+        }
+        // Lookups of remote documents say how to allow them.
+        let e = set.lookup(0, "https://h.example/a.json#/A").unwrap_err();
+        assert!(e.contains("allow_remote_refs"), "{e}");
     }
 }
