@@ -222,6 +222,20 @@ pub fn convert(
             let Some(operation) = item.child(key) else {
                 continue;
             };
+            // Not allowed by the specification, but common in split documents
+            // (DigitalOcean's): an operation that is a `$ref` to a file.
+            let operation = match docs.deref(operation) {
+                Ok(operation) => operation,
+                Err(reason) => {
+                    if options.selection.keeps(None, &[], method.as_str()) {
+                        skipped.push(Skipped {
+                            operation: format!("{method} {path}"),
+                            reason,
+                        });
+                    }
+                    continue;
+                }
+            };
             let tags: Vec<&str> = operation
                 .value
                 .get("tags")

@@ -685,3 +685,49 @@ fn swagger_2_documents_are_read_as_openapi_3() {
     );
     assert_eq!(post.input_schema["required"], json!(["id", "file"]));
 }
+
+#[test]
+fn operations_written_as_references_to_files_are_followed() {
+    // DigitalOcean's split document: each operation is `$ref: resources/x/op.yml`, whose
+    // own relative references resolve from that file's directory.
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("ops")).expect("mkdir");
+    std::fs::write(
+        dir.path().join("ops/get_pet.yml"),
+        "operationId: getPet\nsummary: One pet\nparameters:\n  - $ref: 'params.yml#/pet_id'\nresponses:\n  '200':\n    description: ok\n    content:\n      application/json:\n        schema: {type: object, properties: {name: {type: string}}}\n",
+    )
+    .expect("write");
+    std::fs::write(
+        dir.path().join("ops/params.yml"),
+        "pet_id:\n  name: pet_id\n  in: path\n  required: true\n  schema: {type: integer}\n",
+    )
+    .expect("write");
+    let spec = r#"
+openapi: 3.0.0
+info: {title: t, version: "1"}
+servers: [{url: "https://x.example.com"}]
+paths:
+  /pets/{pet_id}:
+    get: {$ref: "ops/get_pet.yml"}
+    delete: {$ref: "ops/absent.yml"}
+"#;
+    let path = dir.path().join("spec.yaml");
+    std::fs::write(&path, spec).expect("write");
+    let converted = load_and_convert(&path, &options()).expect("loads");
+    let tool = only(&converted);
+    assert_eq!(tool.name, "getPet");
+    assert_eq!(tool.title.as_deref(), Some("One pet"));
+    assert_eq!(
+        tool.input_schema["properties"]["pet_id"],
+        json!({"type": "integer"})
+    );
+    assert_eq!(tool.input_schema["required"], json!(["pet_id"]));
+    assert!(tool.output_schema.is_some());
+    assert_eq!(converted.skipped.len(), 1);
+    assert_eq!(converted.skipped[0].operation, "DELETE /pets/{pet_id}");
+    assert!(
+        converted.skipped[0].reason.contains("absent.yml"),
+        "{:?}",
+        converted.skipped
+    );
+}
