@@ -160,8 +160,16 @@ fn operation(
         .flatten()
     {
         let p = resolve(p);
-        let key = |v: &Value| (v.get("name").cloned(), v.get("in").cloned());
-        match params.iter_mut().find(|q| key(q) == key(&p)) {
+        // References to other files stay unresolved here: they are told apart by their
+        // target (the 3.0 reading applies the override once they are resolved).
+        let key = |v: &Value| match v.get("$ref") {
+            Some(reference) => (Some(reference.clone()), None),
+            None => (v.get("name").cloned(), v.get("in").cloned()),
+        };
+        match params
+            .iter_mut()
+            .find(|q| key(&p).0.is_some() && key(q) == key(&p))
+        {
             Some(existing) => *existing = p,
             None => params.push(p),
         }

@@ -731,3 +731,53 @@ paths:
         converted.skipped
     );
 }
+
+#[test]
+fn swagger_2_parameters_in_other_files_are_all_kept() {
+    // Azure's specifications: most parameters are references to a shared file
+    // (common-types/.../types.json#/parameters/...), written in Swagger 2.0 form.
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("types.json"),
+        r#"{"swagger": "2.0", "info": {"title": "common", "version": "1"}, "paths": {},
+            "parameters": {
+              "Sub": {"name": "subscriptionId", "in": "path", "required": true, "type": "string"},
+              "Group": {"name": "resourceGroupName", "in": "path", "required": true, "type": "string"},
+              "Version": {"name": "api-version", "in": "query", "required": true, "type": "string"}
+            }}"#,
+    )
+    .expect("write");
+    let spec = r#"{
+      "swagger": "2.0", "info": {"title": "t", "version": "1"}, "host": "management.example.com",
+      "paths": {
+        "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/things": {
+          "parameters": [{"$ref": "./types.json#/parameters/Sub"}],
+          "get": {
+            "operationId": "Things_List",
+            "parameters": [
+              {"$ref": "./types.json#/parameters/Sub"},
+              {"$ref": "./types.json#/parameters/Group"},
+              {"$ref": "types.json#/parameters/Version"}
+            ],
+            "responses": {"200": {"description": "ok"}}
+          }
+        }
+      }
+    }"#;
+    let path = dir.path().join("things.json");
+    std::fs::write(&path, spec).expect("write");
+    let converted = load_and_convert(&path, &options()).expect("loads");
+    let tool = only(&converted);
+    let properties = tool.input_schema["properties"]
+        .as_object()
+        .expect("properties");
+    let names: Vec<&str> = properties.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        ["subscriptionId", "resourceGroupName", "api-version"]
+    );
+    assert_eq!(
+        tool.input_schema["required"],
+        json!(["subscriptionId", "resourceGroupName", "api-version"])
+    );
+}
