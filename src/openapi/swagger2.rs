@@ -283,15 +283,7 @@ fn parameter(p: Value) -> Value {
         }
     }
     out.insert("schema".into(), simple_schema(&p));
-    let form_like = matches!(location.as_str(), "query" | "cookie");
-    let (style, explode) = match p.get("collectionFormat").and_then(Value::as_str) {
-        Some("multi") => (None, Some(true)),
-        Some("ssv") => (Some("spaceDelimited"), Some(false)),
-        Some("pipes") => (Some("pipeDelimited"), Some(false)),
-        // csv (the default) and tsv, which 3.0 cannot express.
-        _ if p.get("type") == Some(&json!("array")) && form_like => (None, Some(false)),
-        _ => (None, None),
-    };
+    let (style, explode) = collection_format(&p, &location);
     if let Some(style) = style {
         out.insert("style".into(), style.into());
     }
@@ -299,6 +291,20 @@ fn parameter(p: Value) -> Value {
         out.insert("explode".into(), explode.into());
     }
     Value::Object(out)
+}
+
+/// The 3.0 `style` and `explode` of a non-body 2.0 parameter in `location`, from its
+/// `collectionFormat` (`None`: the 3.0 default).
+pub(crate) fn collection_format(p: &Value, location: &str) -> (Option<&'static str>, Option<bool>) {
+    let form_like = matches!(location, "query" | "cookie");
+    match p.get("collectionFormat").and_then(Value::as_str) {
+        Some("multi") => (None, Some(true)),
+        Some("ssv") => (Some("spaceDelimited"), Some(false)),
+        Some("pipes") => (Some("pipeDelimited"), Some(false)),
+        // csv (the default) and tsv, which 3.0 cannot express.
+        _ if p.get("type") == Some(&json!("array")) && form_like => (None, Some(false)),
+        _ => (None, None),
+    }
 }
 
 /// The schema of a non-body parameter (or array `items`), from its type keywords.

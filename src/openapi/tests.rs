@@ -743,7 +743,10 @@ fn swagger_2_parameters_in_other_files_are_all_kept() {
             "parameters": {
               "Sub": {"name": "subscriptionId", "in": "path", "required": true, "type": "string"},
               "Group": {"name": "resourceGroupName", "in": "path", "required": true, "type": "string"},
-              "Version": {"name": "api-version", "in": "query", "required": true, "type": "string"}
+              "Version": {"name": "api-version", "in": "query", "required": true, "type": "string"},
+              "Top": {"name": "$top", "in": "query", "type": "integer", "format": "int32", "minimum": 1,
+                      "x-ms-parameter-location": "method"},
+              "Ids": {"name": "ids", "in": "query", "type": "array", "items": {"type": "string"}}
             }}"#,
     )
     .expect("write");
@@ -757,7 +760,9 @@ fn swagger_2_parameters_in_other_files_are_all_kept() {
             "parameters": [
               {"$ref": "./types.json#/parameters/Sub"},
               {"$ref": "./types.json#/parameters/Group"},
-              {"$ref": "types.json#/parameters/Version"}
+              {"$ref": "types.json#/parameters/Version"},
+              {"$ref": "types.json#/parameters/Top"},
+              {"$ref": "types.json#/parameters/Ids"}
             ],
             "responses": {"200": {"description": "ok"}}
           }
@@ -774,10 +779,60 @@ fn swagger_2_parameters_in_other_files_are_all_kept() {
     let names: Vec<&str> = properties.keys().map(String::as_str).collect();
     assert_eq!(
         names,
-        ["subscriptionId", "resourceGroupName", "api-version"]
+        [
+            "subscriptionId",
+            "resourceGroupName",
+            "api-version",
+            "$top",
+            "ids"
+        ]
     );
     assert_eq!(
         tool.input_schema["required"],
         json!(["subscriptionId", "resourceGroupName", "api-version"])
+    );
+    // Their Swagger 2.0 type keywords are their schema, collectionFormat their style.
+    assert_eq!(
+        properties["$top"],
+        json!({"type": "integer", "format": "int32", "minimum": 1})
+    );
+    assert_eq!(
+        properties["ids"],
+        json!({"type": "array", "items": {"type": "string"}})
+    );
+    let ids = &tool.operation.params[4];
+    assert_eq!(
+        (&*ids.arg, ids.style, ids.explode),
+        ("ids", ParamStyle::Form, false)
+    );
+}
+
+#[test]
+fn parameters_with_type_keywords_instead_of_a_schema_keep_their_type() {
+    // A common mistake in hand-written 3.0 documents (the Swagger 2.0 form).
+    let document = doc(json!({
+        "/pets": {"get": {
+            "operationId": "list",
+            "parameters": [
+                {"name": "limit", "in": "query", "type": "integer", "maximum": 50, "description": "At most"},
+                {"name": "tags", "in": "query", "type": "array", "items": {"type": "string"}, "collectionFormat": "pipes"},
+                {"name": "q", "in": "query"},
+            ],
+            "responses": ok(),
+        }}
+    }));
+    let converted = run(&document);
+    let tool = only(&converted);
+    let properties = &tool.input_schema["properties"];
+    assert_eq!(
+        properties["limit"],
+        json!({"type": "integer", "maximum": 50, "description": "At most"})
+    );
+    assert_eq!(properties["tags"]["type"], "array");
+    assert_eq!(properties["q"], json!({"type": "string"}));
+    let tags = &tool.operation.params[1];
+    assert_eq!(
+        (tags.style, tags.explode),
+        (ParamStyle::PipeDelimited, false)
     );
 }
