@@ -383,7 +383,10 @@ impl<'d> SchemaCtx<'d> {
                 "const" | "default" => {
                     out.insert(key.clone(), value.clone());
                 }
-                "example" => example = Some(value),
+                // `example: {$ref: '#/components/examples/X/value'}` (PagerDuty) is a
+                // reference an OpenAPI example cannot be; copied, it would leave a `$ref`
+                // that resolves to nothing in the tool schema.
+                "example" if ref_of(value).is_none() => example = Some(value),
                 "title" | "description" | "format" | "contentEncoding" | "contentMediaType"
                     if value.is_string() =>
                 {

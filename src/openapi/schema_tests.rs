@@ -63,6 +63,11 @@ fn openapi_30_keywords_become_2020_12() {
             json!({"type": "string", "example": "x"}),
             json!({"type": "string", "examples": ["x"]}),
         ),
+        // ... unless it is a reference (to an example object), which is dropped
+        (
+            json!({"type": "object", "example": {"$ref": "#/components/examples/E/value"}}),
+            json!({"type": "object"}),
+        ),
         // extensions and OpenAPI-only keywords are dropped, property names are not
         (
             json!({"type": "object", "x-internal": true, "xml": {"name": "a"}, "externalDocs": {},
