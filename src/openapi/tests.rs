@@ -506,6 +506,18 @@ fn servers_variables_relative_urls_and_base_url() {
         assert_eq!(&*tool.operation.base_url, "http://127.0.0.1:8081/v1");
     }
 
+    // A variable without a default (Asana's app components: `url: "{siteUrl}"`) cannot
+    // be resolved from the document: a base URL is needed, as for a relative URL.
+    for url in ["{siteUrl}", "https://api.example.com/{version}"] {
+        document["servers"] = json!([{"url": url}]);
+        let e = convert(&document, Path::new("spec.json"), &options()).expect_err("no default");
+        assert!(
+            e.reason.starts_with("no absolute server URL: set base_url") && e.reason.contains(url),
+            "{e}"
+        );
+        convert(&document, Path::new("spec.json"), &with_base).expect("base_url");
+    }
+
     document.as_object_mut().expect("object").remove("servers");
     let e = convert(&document, Path::new("spec.json"), &options()).expect_err("no servers");
     assert!(e.reason.contains("no `servers`"), "{e}");
