@@ -848,3 +848,36 @@ fn parameters_with_type_keywords_instead_of_a_schema_keep_their_type() {
         (ParamStyle::PipeDelimited, false)
     );
 }
+
+#[test]
+fn split_documents_may_refer_to_hundreds_of_files() {
+    // DigitalOcean's description is ~2,900 files; the limit used to be 64.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut properties = serde_json::Map::new();
+    for i in 0..300 {
+        std::fs::write(
+            dir.path().join(format!("p{i}.yaml")),
+            format!("type: string\ndescription: field {i}\n"),
+        )
+        .expect("write");
+        properties.insert(format!("f{i}"), json!({"$ref": format!("p{i}.yaml")}));
+    }
+    let mut document = doc(json!({
+        "/things": {"post": {
+            "operationId": "create",
+            "requestBody": {"content": {"application/json": {"schema": {
+                "type": "object", "properties": properties
+            }}}},
+            "responses": ok(),
+        }}
+    }));
+    document["components"] = json!({});
+    let path = dir.path().join("spec.json");
+    std::fs::write(&path, document.to_string()).expect("write");
+    let converted = load_and_convert(&path, &options()).expect("loads");
+    let tool = only(&converted);
+    assert_eq!(
+        tool.input_schema["properties"]["f299"],
+        json!({"type": "string", "description": "field 299"})
+    );
+}
