@@ -297,3 +297,32 @@ fn object_detection() {
     assert!(!is_object_schema(&json!({"oneOf": [{"type": "object"}]})));
     assert!(!is_object_schema(&json!(true)));
 }
+
+#[test]
+fn a_properties_map_written_as_a_reference_is_followed() {
+    // DigitalOcean: `properties: {$ref: 'attributes.yml#/load_balancer_droplet_ids'}`.
+    let schemas = json!({
+        "Props": {
+            "id": {"type": "integer", "readOnly": true},
+            "name": {"$ref": "#/components/schemas/Name"},
+        },
+        "Name": {"type": "string", "minLength": 1},
+    });
+    let s = json!({
+        "type": "object",
+        "required": ["id", "name"],
+        "properties": {"$ref": "#/components/schemas/Props"},
+    });
+    let out = assemble_in(Dialect::V30, Mode::Input, s.clone(), schemas.clone()).expect("ok");
+    assert_eq!(
+        out,
+        json!({"type": "object", "required": ["name"],
+               "properties": {"name": {"type": "string", "minLength": 1}}})
+    );
+    let broken = json!({"properties": {"$ref": "#/components/schemas/Absent"}});
+    let e = assemble_in(Dialect::V30, Mode::Input, broken, schemas).expect_err("broken");
+    assert!(
+        e.contains("/properties") && e.contains("points to nothing"),
+        "{e}"
+    );
+}
