@@ -362,10 +362,32 @@ fn response(r: &Value, produces: &[String]) -> Value {
         map.get("description").cloned().unwrap_or_else(|| "".into()),
     );
     if let Some(schema) = map.get("schema") {
-        let types = if produces.is_empty() {
+        // `type: file`: the answer is the file's bytes, in the non-JSON types the
+        // operation produces (a global `produces: [application/json]` is common).
+        let file = schema.get("type") == Some(&json!("file"));
+        let types = if file {
+            let binary: Vec<String> = produces
+                .iter()
+                .filter(|t| {
+                    let essence = t.split(';').next().unwrap_or_default().trim();
+                    !(essence.ends_with("json") || essence.contains('*'))
+                })
+                .cloned()
+                .collect();
+            if binary.is_empty() {
+                vec!["application/octet-stream".to_string()]
+            } else {
+                binary
+            }
+        } else if produces.is_empty() {
             vec!["application/json".to_string()]
         } else {
             produces.to_vec()
+        };
+        let schema = if file {
+            json!({ "type": "string", "format": "binary" })
+        } else {
+            schema.clone()
         };
         let content: Map<String, Value> = types
             .into_iter()

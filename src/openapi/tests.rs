@@ -881,3 +881,37 @@ fn split_documents_may_refer_to_hundreds_of_files() {
         json!({"type": "string", "description": "field 299"})
     );
 }
+
+#[test]
+fn swagger_2_file_answers_are_binary_whatever_else_is_produced() {
+    // AutoRest's body-file test service: `produces: [image/png, application/json]` and a
+    // `type: file` answer; a global `produces: [application/json]` is as common.
+    let document = json!({
+        "swagger": "2.0",
+        "info": {"title": "t", "version": "1"},
+        "host": "api.example.com",
+        "produces": ["application/json"],
+        "paths": {
+            "/png": {"get": {
+                "operationId": "png",
+                "produces": ["image/png", "application/json"],
+                "responses": {"200": {"description": "the file", "schema": {"type": "file"}}}
+            }},
+            "/download": {"get": {
+                "operationId": "download",
+                "responses": {"200": {"description": "the file", "schema": {"type": "file"}}}
+            }},
+        }
+    });
+    let converted = run(&document);
+    let [png, download] = &converted.tools[..] else {
+        panic!("{} tools", converted.tools.len())
+    };
+    assert!(png.output_schema.is_none());
+    assert_eq!(png.operation.accept.as_ref().expect("accept"), "image/png");
+    assert!(download.output_schema.is_none());
+    assert_eq!(
+        download.operation.accept.as_ref().expect("accept"),
+        "application/octet-stream"
+    );
+}
