@@ -8,10 +8,13 @@ use serde_json::{Map, Value, json};
 /// The 3.0 form of a 2.0 document; `Err` is (pointer, reason) for a document that cannot
 /// be used at all.
 pub(crate) fn upgrade(root: &Map<String, Value>) -> Result<Value, (String, String)> {
-    let version = root
-        .get("swagger")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let version = match root.get("swagger") {
+        Some(Value::String(version)) => version.trim().to_string(),
+        // `swagger: 2.0` unquoted, a YAML number: common in hand-written documents.
+        Some(Value::Number(number)) => number.to_string(),
+        Some(other) => other.to_string(),
+        None => String::new(),
+    };
     if version != "2.0" {
         return Err((
             "/swagger".into(),

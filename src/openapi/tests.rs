@@ -915,3 +915,15 @@ fn swagger_2_file_answers_are_binary_whatever_else_is_produced() {
         "application/octet-stream"
     );
 }
+
+#[test]
+fn an_unquoted_swagger_version_is_read_as_2_0() {
+    // `swagger: 2.0` without quotes is a YAML number; it was rejected as version ''.
+    let yaml = "swagger: 2.0\ninfo: {title: t, version: '1'}\nhost: api.example.com\npaths:\n  /a:\n    get:\n      responses: {'200': {description: ok}}\n";
+    let document = super::load::parse_document(yaml, Path::new("spec.yaml")).expect("yaml");
+    assert_eq!(only(&run(&document)).name, "get_a");
+    let old = super::load::parse_document("swagger: 1.2\npaths: {}\n", Path::new("spec.yaml"))
+        .expect("yaml");
+    let e = convert(&old, Path::new("spec.yaml"), &options()).expect_err("1.2");
+    assert!(e.reason.contains("'1.2'"), "{e}");
+}
