@@ -177,13 +177,21 @@ impl<'a> DocSet<'a> {
                 "$ref '{reference}': only JSON-pointer fragments (#/...) are supported"
             ));
         }
-        let value = self
-            .value(doc)
-            .pointer(&pointer)
-            .ok_or_else(|| format!("$ref '{reference}' points to nothing"))?;
+        let mut pointer = pointer.into_owned();
+        let mut value = self.value(doc).pointer(&pointer);
+        if value.is_none()
+            && doc == 0
+            && let Some(moved) = super::swagger2::moved_pointer(self.main, &pointer)
+        {
+            // A Swagger 2.0 main document named by its file (from another file, or from
+            // itself): its definitions moved when it was read as 3.0.
+            value = self.main.pointer(&moved);
+            pointer = moved;
+        }
+        let value = value.ok_or_else(|| format!("$ref '{reference}' points to nothing"))?;
         Ok(Located {
             doc,
-            pointer: pointer.into_owned(),
+            pointer,
             value,
         })
     }

@@ -5,6 +5,23 @@
 
 use serde_json::{Map, Value, json};
 
+/// Extension marking a document as the 3.0 form of a 2.0 one.
+const UPGRADED: &str = "x-toolgate-upgraded-from";
+
+/// Where a 2.0 location (`/definitions/X`, `/parameters/X`, `/responses/X`) of `document`
+/// is in its 3.0 form, when `document` is one: references from other files (and from the
+/// document to itself by file name) are not rewritten by the upgrade.
+pub(crate) fn moved_pointer(document: &Value, pointer: &str) -> Option<String> {
+    document.get(UPGRADED)?;
+    [
+        ("/definitions/", "/components/schemas/"),
+        ("/parameters/", "/components/parameters/"),
+        ("/responses/", "/components/responses/"),
+    ]
+    .iter()
+    .find_map(|(old, new)| pointer.strip_prefix(old).map(|rest| format!("{new}{rest}")))
+}
+
 /// The 3.0 form of a 2.0 document; `Err` is (pointer, reason) for a document that cannot
 /// be used at all.
 pub(crate) fn upgrade(root: &Map<String, Value>) -> Result<Value, (String, String)> {
@@ -23,6 +40,7 @@ pub(crate) fn upgrade(root: &Map<String, Value>) -> Result<Value, (String, Strin
     }
     let mut out = Map::new();
     out.insert("openapi".into(), "3.0.3".into());
+    out.insert(UPGRADED.into(), "2.0".into());
     if let Some(info) = root.get("info") {
         out.insert("info".into(), info.clone());
     }

@@ -927,3 +927,50 @@ fn an_unquoted_swagger_version_is_read_as_2_0() {
     let e = convert(&old, Path::new("spec.yaml"), &options()).expect_err("1.2");
     assert!(e.reason.contains("'1.2'"), "{e}");
 }
+
+#[test]
+fn swagger_2_definitions_named_through_the_file_name_resolve() {
+    // Azure's API Management: apimtagresources.json refers back to
+    // `./apimapis.json#/definitions/...` of the main document, and documents name
+    // themselves by file (`./apimtags.json#/definitions/...`).
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("shared.json"),
+        r#"{"definitions": {"Tagged": {"allOf": [{"$ref": "./main.json#/definitions/Base"}],
+              "properties": {"tag": {"type": "string"}}}}}"#,
+    )
+    .expect("write");
+    let spec = r#"{
+      "swagger": "2.0", "info": {"title": "t", "version": "1"}, "host": "api.example.com",
+      "paths": {
+        "/a": {"get": {"operationId": "a", "responses": {"200": {"description": "ok",
+          "schema": {"$ref": "./shared.json#/definitions/Tagged"}}}}},
+        "/b": {"get": {"operationId": "b", "responses": {"200": {"description": "ok",
+          "schema": {"$ref": "main.json#/definitions/Base"}}}}}
+      },
+      "definitions": {"Base": {"type": "object", "properties": {"id": {"type": "integer"}}}}
+    }"#;
+    let path = dir.path().join("main.json");
+    std::fs::write(&path, spec).expect("write");
+    let converted = load_and_convert(&path, &options()).expect("loads");
+    assert!(converted.skipped.is_empty(), "{:?}", converted.skipped);
+    let [a, b] = &converted.tools[..] else {
+        panic!("{} tools", converted.tools.len())
+    };
+    let out = a.output_schema.as_ref().expect("output");
+    assert_eq!(out["allOf"][0]["properties"]["id"]["type"], "integer");
+    let out = b.output_schema.as_ref().expect("output");
+    assert_eq!(out["properties"]["id"]["type"], "integer");
+    // A 3.0 document gets no such leniency: `#/definitions` is just absent there.
+    let document = doc(json!({"/c": {"get": {"responses": {"200": {
+        "description": "ok",
+        "content": {"application/json": {"schema": {"$ref": "#/definitions/Pet"}}}
+    }}}}}));
+    let converted =
+        convert(&document, Path::new("/nonexistent/spec.json"), &options()).expect("converts");
+    assert!(
+        converted.skipped[0].reason.contains("points to nothing"),
+        "{:?}",
+        converted.skipped
+    );
+}
