@@ -84,8 +84,12 @@ impl<'a> DocSet<'a> {
                 if set.by_path.contains_key(&path) {
                     continue;
                 }
-                let size = std::fs::metadata(&path).map_or(0, |m| m.len());
-                let entry = if set.others.len() >= MAX_EXTERNAL_FILES {
+                let meta = std::fs::metadata(&path).ok();
+                let size = meta.as_ref().map_or(0, std::fs::Metadata::len);
+                let entry = if meta.as_ref().is_some_and(|m| !m.is_file()) {
+                    // A directory, or a pipe or device that could block or never end.
+                    Err("not loaded: not a regular file".to_string())
+                } else if set.others.len() >= MAX_EXTERNAL_FILES {
                     Err(format!(
                         "not loaded: the document refers to more than {MAX_EXTERNAL_FILES} files"
                     ))
@@ -308,5 +312,22 @@ mod tests {
         };
         assert!(set.deref(start).unwrap_err().contains("circular"));
         assert!(set.lookup(0, "missing.yaml#/x").is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn files_that_are_not_regular_files_are_not_read() {
+        // A device never ends (/dev/zero was read until memory ran out) and a pipe can
+        // block forever: neither is opened.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let doc = serde_json::json!({
+            "a": {"$ref": "/dev/zero#/x"},
+            "b": {"$ref": "./#/x"},
+        });
+        let set = DocSet::new(&doc, &dir.path().join("spec.json"));
+        for reference in ["/dev/zero#/x", "./#/x"] {
+            let e = set.lookup(0, reference).unwrap_err();
+            assert!(e.contains("not a regular file"), "{e}");
+        }
     }
 }
