@@ -1,6 +1,7 @@
 //! Reading a document from disk: JSON or YAML, told apart by content, parsed into one
 //! `serde_json::Value` with bounded resources.
 
+use std::io::Read;
 use std::path::Path;
 
 use serde_json::Value;
@@ -24,7 +25,16 @@ pub(crate) fn read_document(path: &Path) -> Result<Value, SpecError> {
             meta.len()
         )));
     }
-    let bytes = std::fs::read(path).map_err(|e| error(format!("cannot read the file: {e}")))?;
+    // Bounded even when the size is unknown (a pipe, a device such as /dev/zero).
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| error(format!("cannot read the file: {e}")))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(error(format!(
+            "the file is more than the {MAX_FILE_BYTES} bytes accepted"
+        )));
+    }
     let text = std::str::from_utf8(&bytes)
         .map_err(|e| error(format!("the file is not UTF-8 text: {e}")))?;
     parse_document(text, path)
@@ -93,6 +103,13 @@ mod tests {
     fn yaml_flow_mapping_that_is_not_json_still_parses() {
         let v = parse_document("{openapi: 3.0.0}", Path::new("x.yaml")).expect("yaml flow");
         assert_eq!(v["openapi"], "3.0.0");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn an_endless_file_is_read_up_to_the_limit() {
+        let e = read_document(Path::new("/dev/zero")).expect_err("endless");
+        assert!(e.reason.contains("more than"), "{}", e.reason);
     }
 
     #[test]

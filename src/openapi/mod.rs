@@ -284,6 +284,20 @@ pub fn convert(
             let Some(operation) = item.child(key) else {
                 continue;
             };
+            // Not allowed by the specification, but common in split documents
+            // (DigitalOcean's): an operation that is a `$ref` to a file.
+            let operation = match docs.deref(operation) {
+                Ok(operation) => operation,
+                Err(reason) => {
+                    if options.selection.keeps(None, &[], method.as_str(), path) {
+                        skipped.push(Skipped {
+                            operation: format!("{method} {path}"),
+                            reason,
+                        });
+                    }
+                    continue;
+                }
+            };
             let tags: Vec<&str> = operation
                 .value
                 .get("tags")
@@ -429,7 +443,9 @@ enum ServerUrl {
     Relative(String),
 }
 
-/// The first entry of a `servers` list, its `{variables}` replaced by their defaults.
+/// The first entry of a `servers` list, its `{variables}` replaced by their defaults. A
+/// variable without a default (not declared, or invalid) leaves the URL unusable as it
+/// is: it is then reported like a relative one, so that a configured base URL resolves it.
 fn server_url(servers: Option<&Value>) -> Result<Option<ServerUrl>, String> {
     let Some(server) = servers.and_then(Value::as_array).and_then(|s| s.first()) else {
         return Ok(None);
@@ -438,6 +454,7 @@ fn server_url(servers: Option<&Value>) -> Result<Option<ServerUrl>, String> {
         return Err("the first server has no `url`".into());
     };
     let mut url = String::with_capacity(template.len());
+    let mut unresolved = false;
     let mut rest = template;
     while let Some(open) = rest.find('{') {
         url.push_str(&rest[..open]);
@@ -450,17 +467,21 @@ fn server_url(servers: Option<&Value>) -> Result<Option<ServerUrl>, String> {
             .get("variables")
             .and_then(|v| v.get(name))
             .and_then(|v| v.get("default"))
-            .and_then(Value::as_str)
-            .ok_or_else(|| {
-                format!("server URL '{template}': variable '{name}' has no default value")
-            })?;
-        url.push_str(value);
+            .and_then(Value::as_str);
+        match value {
+            Some(value) => url.push_str(value),
+            None => {
+                unresolved = true;
+                url.push_str(&rest[open..=close]);
+            }
+        }
         rest = &rest[close + 1..];
     }
     url.push_str(rest);
     let url = url.trim().trim_end_matches('/').to_string();
-    let absolute =
-        url::Url::parse(&url).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host());
+    let absolute = !unresolved
+        && url::Url::parse(&url)
+            .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host());
     Ok(Some(if absolute {
         ServerUrl::Absolute(url)
     } else {

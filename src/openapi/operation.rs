@@ -370,7 +370,16 @@ fn parse_param(
         return Ok(None);
     }
 
-    let (schema, json_content) = if object.contains_key("schema") {
+    // A Swagger 2.0 parameter (type keywords beside `name` and `in`, no `schema`): met
+    // through references from a 2.0 document to another file, which the 2.0 upgrade does
+    // not rewrite (Azure's common-types), and in 3.0 documents written by hand. Its own
+    // object serves as its schema: the translation keeps only schema keywords.
+    let swagger2 = !object.contains_key("schema")
+        && !object.contains_key("content")
+        && object.get("type").is_some_and(Value::is_string);
+    let (schema, json_content) = if swagger2 {
+        (Some(ctx.location(param.doc, &param.pointer)), false)
+    } else if object.contains_key("schema") {
         (
             Some(ctx.location(param.doc, &format!("{}/schema", param.pointer))),
             false,
@@ -397,7 +406,13 @@ fn parse_param(
         ParamLocation::Path | ParamLocation::Header => ParamStyle::Simple,
         ParamLocation::Query | ParamLocation::Cookie => ParamStyle::Form,
     };
-    let style = match object.get("style").and_then(Value::as_str) {
+    let (v2_style, v2_explode) = if swagger2 {
+        let written = object.get("in").and_then(Value::as_str).unwrap_or_default();
+        super::swagger2::collection_format(param.value, written)
+    } else {
+        (None, None)
+    };
+    let style = match object.get("style").and_then(Value::as_str).or(v2_style) {
         None => default_style,
         Some(written) => match parse_style(written) {
             Some(style) if style_allowed(style, location) => style,
@@ -413,6 +428,7 @@ fn parse_param(
     let explode = object
         .get("explode")
         .and_then(Value::as_bool)
+        .or(v2_explode)
         .unwrap_or(style == ParamStyle::Form);
     Ok(Some(Param {
         name: name.to_string(),

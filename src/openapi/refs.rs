@@ -17,7 +17,13 @@ pub(crate) type DocId = usize;
 /// Most `$ref` hops followed from one place before giving up (alias chains).
 const MAX_REF_HOPS: usize = 32;
 /// Most external documents (files and remote ones together) loaded for one document.
-const MAX_EXTERNAL_FILES: usize = 64;
+/// Split documents reach thousands of small files: DigitalOcean's loads about 2,900 (1,500
+/// without its code samples).
+const MAX_EXTERNAL_FILES: usize = 10_000;
+/// Most bytes of external files loaded for one document, all together.
+const MAX_EXTERNAL_BYTES: u64 = 256 * 1024 * 1024;
+/// Most remote documents fetched for one document (each is a network round trip).
+const MAX_REMOTE_DOCUMENTS: usize = 64;
 
 /// Where a document was read from: relative references inside it resolve from there.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -106,6 +112,8 @@ impl<'a> DocSet<'a> {
         };
         let mut fetcher = Fetcher::default();
         let mut queue = vec![0];
+        let mut loaded_bytes = 0;
+        let mut fetched = 0;
         while let Some(doc) = queue.pop() {
             let mut files = Vec::new();
             collect_file_refs(set.value(doc), &mut files);
@@ -124,9 +132,16 @@ impl<'a> DocSet<'a> {
                     Err(reason)
                 } else if set.others.len() >= MAX_EXTERNAL_FILES {
                     Err(format!(
-                        "more than {MAX_EXTERNAL_FILES} referenced documents; {source} not loaded"
+                        "not loaded: the document refers to more than {MAX_EXTERNAL_FILES} documents"
                     ))
+                } else if matches!(source, Source::Url(_)) && fetched >= MAX_REMOTE_DOCUMENTS {
+                    Err(format!(
+                        "not loaded: the document refers to more than {MAX_REMOTE_DOCUMENTS} remote documents"
+                    ))
+                } else if let Some(reason) = file_problem(&source, &mut loaded_bytes) {
+                    Err(reason)
                 } else {
+                    fetched += usize::from(matches!(source, Source::Url(_)));
                     set.load(&source, &mut fetcher)
                         .and_then(|loaded| match loaded {
                             Loaded::Document(value, from) => {
@@ -257,13 +272,21 @@ impl<'a> DocSet<'a> {
                 "$ref '{reference}': only JSON-pointer fragments (#/...) are supported"
             ));
         }
-        let value = self
-            .value(doc)
-            .pointer(&pointer)
-            .ok_or_else(|| format!("$ref '{reference}' points to nothing"))?;
+        let mut pointer = pointer.into_owned();
+        let mut value = self.value(doc).pointer(&pointer);
+        if value.is_none()
+            && doc == 0
+            && let Some(moved) = super::swagger2::moved_pointer(self.main, &pointer)
+        {
+            // A Swagger 2.0 main document named by its file (from another file, or from
+            // itself): its definitions moved when it was read as 3.0.
+            value = self.main.pointer(&moved);
+            pointer = moved;
+        }
+        let value = value.ok_or_else(|| format!("$ref '{reference}' points to nothing"))?;
         Ok(Located {
             doc,
-            pointer: pointer.into_owned(),
+            pointer,
             value,
         })
     }
@@ -292,6 +315,27 @@ enum Loaded {
     Document(Value, Source),
     /// A redirect to a document loaded already, from this source.
     Known(Source),
+}
+
+/// Why the file `source` must not be read (not a regular file: a directory, or a pipe or
+/// device that could block or never end; or over the bytes budget), counting its size into
+/// `loaded_bytes` when it may. Remote documents have their own bounds.
+fn file_problem(source: &Source, loaded_bytes: &mut u64) -> Option<String> {
+    let Source::File(path) = source else {
+        return None;
+    };
+    let meta = std::fs::metadata(path).ok();
+    if meta.as_ref().is_some_and(|m| !m.is_file()) {
+        return Some("not loaded: not a regular file".into());
+    }
+    let size = meta.as_ref().map_or(0, std::fs::Metadata::len);
+    if *loaded_bytes + size > MAX_EXTERNAL_BYTES {
+        return Some(format!(
+            "not loaded: the files the document refers to are more than {MAX_EXTERNAL_BYTES} bytes together"
+        ));
+    }
+    *loaded_bytes += size;
+    None
 }
 
 /// The `$ref` string of an object, if it has one.
@@ -432,5 +476,22 @@ mod tests {
         // Lookups of remote documents say how to allow them.
         let e = set.lookup(0, "https://h.example/a.json#/A").unwrap_err();
         assert!(e.contains("allow_remote_refs"), "{e}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn files_that_are_not_regular_files_are_not_read() {
+        // A device never ends (/dev/zero was read until memory ran out) and a pipe can
+        // block forever: neither is opened.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let doc = serde_json::json!({
+            "a": {"$ref": "/dev/zero#/x"},
+            "b": {"$ref": "./#/x"},
+        });
+        let set = DocSet::new(&doc, &dir.path().join("spec.json"));
+        for reference in ["/dev/zero#/x", "./#/x"] {
+            let e = set.lookup(0, reference).unwrap_err();
+            assert!(e.contains("not a regular file"), "{e}");
+        }
     }
 }

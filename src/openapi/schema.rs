@@ -270,6 +270,7 @@ impl<'d> SchemaCtx<'d> {
             }
             match key.as_str() {
                 "properties" => {
+                    let (doc, value) = self.members(doc, value).at(key)?;
                     let Value::Object(properties) = value else {
                         continue;
                     };
@@ -287,6 +288,7 @@ impl<'d> SchemaCtx<'d> {
                     out.insert(key.clone(), translated);
                 }
                 "patternProperties" => {
+                    let (doc, value) = self.members(doc, value).at(key)?;
                     let Value::Object(properties) = value else {
                         continue;
                     };
@@ -301,6 +303,7 @@ impl<'d> SchemaCtx<'d> {
                     out.insert(key.clone(), translated);
                 }
                 "dependentSchemas" => {
+                    let (doc, value) = self.members(doc, value).at(key)?;
                     let Value::Object(schemas) = value else {
                         continue;
                     };
@@ -385,7 +388,10 @@ impl<'d> SchemaCtx<'d> {
                 "const" | "default" => {
                     out.insert(key.clone(), value.clone());
                 }
-                "example" => example = Some(value),
+                // `example: {$ref: '#/components/examples/X/value'}` (PagerDuty) is a
+                // reference an OpenAPI example cannot be; copied, it would leave a `$ref`
+                // that resolves to nothing in the tool schema.
+                "example" if ref_of(value).is_none() => example = Some(value),
                 "title" | "description" | "format" | "contentEncoding" | "contentMediaType"
                     if value.is_string() =>
                 {
@@ -451,6 +457,28 @@ impl<'d> SchemaCtx<'d> {
             return Ok(make_nullable(out));
         }
         Ok(Value::Object(out))
+    }
+
+    /// The value of a keyword that maps names to schemas, following a `$ref` written in
+    /// its place (`properties: {$ref: 'attributes.yml#/x'}`, as DigitalOcean's split
+    /// description does): not JSON Schema, but resolvers that replace every `$ref`
+    /// accept it, and a property named `$ref` cannot be meant.
+    fn members<'v>(&self, doc: DocId, value: &'v Value) -> Result<(DocId, &'v Value), Failure>
+    where
+        'd: 'v,
+    {
+        match (ref_of(value), value.as_object().map(Map::len)) {
+            (Some(_), Some(1)) => {
+                let start = Located {
+                    doc,
+                    pointer: String::new(),
+                    value,
+                };
+                let target = self.docs.deref(start).map_err(Failure::new)?;
+                Ok((target.doc, target.value))
+            }
+            _ => Ok((doc, value)),
+        }
     }
 
     /// Translates the schemas of a keyword whose value maps names to schemas

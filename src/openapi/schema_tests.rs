@@ -63,6 +63,11 @@ fn openapi_30_keywords_become_2020_12() {
             json!({"type": "string", "example": "x"}),
             json!({"type": "string", "examples": ["x"]}),
         ),
+        // ... unless it is a reference (to an example object), which is dropped
+        (
+            json!({"type": "object", "example": {"$ref": "#/components/examples/E/value"}}),
+            json!({"type": "object"}),
+        ),
         // extensions and OpenAPI-only keywords are dropped, property names are not
         (
             json!({"type": "object", "x-internal": true, "xml": {"name": "a"}, "externalDocs": {},
@@ -364,4 +369,33 @@ fn discriminated_unions_select_by_the_discriminator_not_by_exclusive_match() {
     assert!(validator.is_valid(&json!({"kind": "cat", "hunts": true})));
     assert!(validator.is_valid(&json!({"kind": "fish"})));
     assert!(!validator.is_valid(&json!({"kind": 5})));
+}
+
+#[test]
+fn a_properties_map_written_as_a_reference_is_followed() {
+    // DigitalOcean: `properties: {$ref: 'attributes.yml#/load_balancer_droplet_ids'}`.
+    let schemas = json!({
+        "Props": {
+            "id": {"type": "integer", "readOnly": true},
+            "name": {"$ref": "#/components/schemas/Name"},
+        },
+        "Name": {"type": "string", "minLength": 1},
+    });
+    let s = json!({
+        "type": "object",
+        "required": ["id", "name"],
+        "properties": {"$ref": "#/components/schemas/Props"},
+    });
+    let out = assemble_in(Dialect::V30, Mode::Input, s.clone(), schemas.clone()).expect("ok");
+    assert_eq!(
+        out,
+        json!({"type": "object", "required": ["name"],
+               "properties": {"name": {"type": "string", "minLength": 1}}})
+    );
+    let broken = json!({"properties": {"$ref": "#/components/schemas/Absent"}});
+    let e = assemble_in(Dialect::V30, Mode::Input, broken, schemas).expect_err("broken");
+    assert!(
+        e.contains("/properties") && e.contains("points to nothing"),
+        "{e}"
+    );
 }

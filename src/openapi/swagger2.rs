@@ -5,13 +5,33 @@
 
 use serde_json::{Map, Value, json};
 
+/// Extension marking a document as the 3.0 form of a 2.0 one.
+const UPGRADED: &str = "x-toolgate-upgraded-from";
+
+/// Where a 2.0 location (`/definitions/X`, `/parameters/X`, `/responses/X`) of `document`
+/// is in its 3.0 form, when `document` is one: references from other files (and from the
+/// document to itself by file name) are not rewritten by the upgrade.
+pub(crate) fn moved_pointer(document: &Value, pointer: &str) -> Option<String> {
+    document.get(UPGRADED)?;
+    [
+        ("/definitions/", "/components/schemas/"),
+        ("/parameters/", "/components/parameters/"),
+        ("/responses/", "/components/responses/"),
+    ]
+    .iter()
+    .find_map(|(old, new)| pointer.strip_prefix(old).map(|rest| format!("{new}{rest}")))
+}
+
 /// The 3.0 form of a 2.0 document; `Err` is (pointer, reason) for a document that cannot
 /// be used at all.
 pub(crate) fn upgrade(root: &Map<String, Value>) -> Result<Value, (String, String)> {
-    let version = root
-        .get("swagger")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let version = match root.get("swagger") {
+        Some(Value::String(version)) => version.trim().to_string(),
+        // `swagger: 2.0` unquoted, a YAML number: common in hand-written documents.
+        Some(Value::Number(number)) => number.to_string(),
+        Some(other) => other.to_string(),
+        None => String::new(),
+    };
     if version != "2.0" {
         return Err((
             "/swagger".into(),
@@ -20,6 +40,7 @@ pub(crate) fn upgrade(root: &Map<String, Value>) -> Result<Value, (String, Strin
     }
     let mut out = Map::new();
     out.insert("openapi".into(), "3.0.3".into());
+    out.insert(UPGRADED.into(), "2.0".into());
     if let Some(info) = root.get("info") {
         out.insert("info".into(), info.clone());
     }
@@ -160,8 +181,16 @@ fn operation(
         .flatten()
     {
         let p = resolve(p);
-        let key = |v: &Value| (v.get("name").cloned(), v.get("in").cloned());
-        match params.iter_mut().find(|q| key(q) == key(&p)) {
+        // References to other files stay unresolved here: they are told apart by their
+        // target (the 3.0 reading applies the override once they are resolved).
+        let key = |v: &Value| match v.get("$ref") {
+            Some(reference) => (Some(reference.clone()), None),
+            None => (v.get("name").cloned(), v.get("in").cloned()),
+        };
+        match params
+            .iter_mut()
+            .find(|q| key(&p).0.is_some() && key(q) == key(&p))
+        {
             Some(existing) => *existing = p,
             None => params.push(p),
         }
@@ -275,15 +304,7 @@ fn parameter(p: Value) -> Value {
         }
     }
     out.insert("schema".into(), simple_schema(&p));
-    let form_like = matches!(location.as_str(), "query" | "cookie");
-    let (style, explode) = match p.get("collectionFormat").and_then(Value::as_str) {
-        Some("multi") => (None, Some(true)),
-        Some("ssv") => (Some("spaceDelimited"), Some(false)),
-        Some("pipes") => (Some("pipeDelimited"), Some(false)),
-        // csv (the default) and tsv, which 3.0 cannot express.
-        _ if p.get("type") == Some(&json!("array")) && form_like => (None, Some(false)),
-        _ => (None, None),
-    };
+    let (style, explode) = collection_format(&p, &location);
     if let Some(style) = style {
         out.insert("style".into(), style.into());
     }
@@ -291,6 +312,20 @@ fn parameter(p: Value) -> Value {
         out.insert("explode".into(), explode.into());
     }
     Value::Object(out)
+}
+
+/// The 3.0 `style` and `explode` of a non-body 2.0 parameter in `location`, from its
+/// `collectionFormat` (`None`: the 3.0 default).
+pub(crate) fn collection_format(p: &Value, location: &str) -> (Option<&'static str>, Option<bool>) {
+    let form_like = matches!(location, "query" | "cookie");
+    match p.get("collectionFormat").and_then(Value::as_str) {
+        Some("multi") => (None, Some(true)),
+        Some("ssv") => (Some("spaceDelimited"), Some(false)),
+        Some("pipes") => (Some("pipeDelimited"), Some(false)),
+        // csv (the default) and tsv, which 3.0 cannot express.
+        _ if p.get("type") == Some(&json!("array")) && form_like => (None, Some(false)),
+        _ => (None, None),
+    }
 }
 
 /// The schema of a non-body parameter (or array `items`), from its type keywords.
@@ -348,10 +383,32 @@ fn response(r: &Value, produces: &[String]) -> Value {
         map.get("description").cloned().unwrap_or_else(|| "".into()),
     );
     if let Some(schema) = map.get("schema") {
-        let types = if produces.is_empty() {
+        // `type: file`: the answer is the file's bytes, in the non-JSON types the
+        // operation produces (a global `produces: [application/json]` is common).
+        let file = schema.get("type") == Some(&json!("file"));
+        let types = if file {
+            let binary: Vec<String> = produces
+                .iter()
+                .filter(|t| {
+                    let essence = t.split(';').next().unwrap_or_default().trim();
+                    !(essence.ends_with("json") || essence.contains('*'))
+                })
+                .cloned()
+                .collect();
+            if binary.is_empty() {
+                vec!["application/octet-stream".to_string()]
+            } else {
+                binary
+            }
+        } else if produces.is_empty() {
             vec!["application/json".to_string()]
         } else {
             produces.to_vec()
+        };
+        let schema = if file {
+            json!({ "type": "string", "format": "binary" })
+        } else {
+            schema.clone()
         };
         let content: Map<String, Value> = types
             .into_iter()

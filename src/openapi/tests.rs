@@ -615,6 +615,18 @@ fn servers_variables_relative_urls_and_base_url() {
         assert_eq!(&*tool.operation.base_url, "http://127.0.0.1:8081/v1");
     }
 
+    // A variable without a default (Asana's app components: `url: "{siteUrl}"`) cannot
+    // be resolved from the document: a base URL is needed, as for a relative URL.
+    for url in ["{siteUrl}", "https://api.example.com/{version}"] {
+        document["servers"] = json!([{"url": url}]);
+        let e = convert(&document, Path::new("spec.json"), &options()).expect_err("no default");
+        assert!(
+            e.reason.starts_with("no absolute server URL: set base_url") && e.reason.contains(url),
+            "{e}"
+        );
+        convert(&document, Path::new("spec.json"), &with_base).expect("base_url");
+    }
+
     document.as_object_mut().expect("object").remove("servers");
     let e = convert(&document, Path::new("spec.json"), &options()).expect_err("no servers");
     assert!(e.reason.contains("no `servers`"), "{e}");
@@ -793,4 +805,281 @@ fn swagger_2_documents_are_read_as_openapi_3() {
         json!({"type": "string", "contentEncoding": "base64"})
     );
     assert_eq!(post.input_schema["required"], json!(["id", "file"]));
+}
+
+#[test]
+fn operations_written_as_references_to_files_are_followed() {
+    // DigitalOcean's split document: each operation is `$ref: resources/x/op.yml`, whose
+    // own relative references resolve from that file's directory.
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("ops")).expect("mkdir");
+    std::fs::write(
+        dir.path().join("ops/get_pet.yml"),
+        "operationId: getPet\nsummary: One pet\nparameters:\n  - $ref: 'params.yml#/pet_id'\nresponses:\n  '200':\n    description: ok\n    content:\n      application/json:\n        schema: {type: object, properties: {name: {type: string}}}\n",
+    )
+    .expect("write");
+    std::fs::write(
+        dir.path().join("ops/params.yml"),
+        "pet_id:\n  name: pet_id\n  in: path\n  required: true\n  schema: {type: integer}\n",
+    )
+    .expect("write");
+    let spec = r#"
+openapi: 3.0.0
+info: {title: t, version: "1"}
+servers: [{url: "https://x.example.com"}]
+paths:
+  /pets/{pet_id}:
+    get: {$ref: "ops/get_pet.yml"}
+    delete: {$ref: "ops/absent.yml"}
+"#;
+    let path = dir.path().join("spec.yaml");
+    std::fs::write(&path, spec).expect("write");
+    let converted = load_and_convert(&path, &options()).expect("loads");
+    let tool = only(&converted);
+    assert_eq!(tool.name, "getPet");
+    assert_eq!(tool.title.as_deref(), Some("One pet"));
+    assert_eq!(
+        tool.input_schema["properties"]["pet_id"],
+        json!({"type": "integer"})
+    );
+    assert_eq!(tool.input_schema["required"], json!(["pet_id"]));
+    assert!(tool.output_schema.is_some());
+    assert_eq!(converted.skipped.len(), 1);
+    assert_eq!(converted.skipped[0].operation, "DELETE /pets/{pet_id}");
+    assert!(
+        converted.skipped[0].reason.contains("absent.yml"),
+        "{:?}",
+        converted.skipped
+    );
+}
+
+#[test]
+fn swagger_2_parameters_in_other_files_are_all_kept() {
+    // Azure's specifications: most parameters are references to a shared file
+    // (common-types/.../types.json#/parameters/...), written in Swagger 2.0 form.
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("types.json"),
+        r#"{"swagger": "2.0", "info": {"title": "common", "version": "1"}, "paths": {},
+            "parameters": {
+              "Sub": {"name": "subscriptionId", "in": "path", "required": true, "type": "string"},
+              "Group": {"name": "resourceGroupName", "in": "path", "required": true, "type": "string"},
+              "Version": {"name": "api-version", "in": "query", "required": true, "type": "string"},
+              "Top": {"name": "$top", "in": "query", "type": "integer", "format": "int32", "minimum": 1,
+                      "x-ms-parameter-location": "method"},
+              "Ids": {"name": "ids", "in": "query", "type": "array", "items": {"type": "string"}}
+            }}"#,
+    )
+    .expect("write");
+    let spec = r#"{
+      "swagger": "2.0", "info": {"title": "t", "version": "1"}, "host": "management.example.com",
+      "paths": {
+        "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/things": {
+          "parameters": [{"$ref": "./types.json#/parameters/Sub"}],
+          "get": {
+            "operationId": "Things_List",
+            "parameters": [
+              {"$ref": "./types.json#/parameters/Sub"},
+              {"$ref": "./types.json#/parameters/Group"},
+              {"$ref": "types.json#/parameters/Version"},
+              {"$ref": "types.json#/parameters/Top"},
+              {"$ref": "types.json#/parameters/Ids"}
+            ],
+            "responses": {"200": {"description": "ok"}}
+          }
+        }
+      }
+    }"#;
+    let path = dir.path().join("things.json");
+    std::fs::write(&path, spec).expect("write");
+    let converted = load_and_convert(&path, &options()).expect("loads");
+    let tool = only(&converted);
+    let properties = tool.input_schema["properties"]
+        .as_object()
+        .expect("properties");
+    let names: Vec<&str> = properties.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        [
+            "subscriptionId",
+            "resourceGroupName",
+            "api-version",
+            "$top",
+            "ids"
+        ]
+    );
+    assert_eq!(
+        tool.input_schema["required"],
+        json!(["subscriptionId", "resourceGroupName", "api-version"])
+    );
+    // Their Swagger 2.0 type keywords are their schema, collectionFormat their style.
+    assert_eq!(
+        properties["$top"],
+        json!({"type": "integer", "format": "int32", "minimum": 1})
+    );
+    assert_eq!(
+        properties["ids"],
+        json!({"type": "array", "items": {"type": "string"}})
+    );
+    let ids = &tool.operation.params[4];
+    assert_eq!(
+        (&*ids.arg, ids.style, ids.explode),
+        ("ids", ParamStyle::Form, false)
+    );
+}
+
+#[test]
+fn parameters_with_type_keywords_instead_of_a_schema_keep_their_type() {
+    // A common mistake in hand-written 3.0 documents (the Swagger 2.0 form).
+    let document = doc(json!({
+        "/pets": {"get": {
+            "operationId": "list",
+            "parameters": [
+                {"name": "limit", "in": "query", "type": "integer", "maximum": 50, "description": "At most"},
+                {"name": "tags", "in": "query", "type": "array", "items": {"type": "string"}, "collectionFormat": "pipes"},
+                {"name": "q", "in": "query"},
+            ],
+            "responses": ok(),
+        }}
+    }));
+    let converted = run(&document);
+    let tool = only(&converted);
+    let properties = &tool.input_schema["properties"];
+    assert_eq!(
+        properties["limit"],
+        json!({"type": "integer", "maximum": 50, "description": "At most"})
+    );
+    assert_eq!(properties["tags"]["type"], "array");
+    assert_eq!(properties["q"], json!({"type": "string"}));
+    let tags = &tool.operation.params[1];
+    assert_eq!(
+        (tags.style, tags.explode),
+        (ParamStyle::PipeDelimited, false)
+    );
+}
+
+#[test]
+fn split_documents_may_refer_to_hundreds_of_files() {
+    // DigitalOcean's description is ~2,900 files; the limit used to be 64.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut properties = serde_json::Map::new();
+    for i in 0..300 {
+        std::fs::write(
+            dir.path().join(format!("p{i}.yaml")),
+            format!("type: string\ndescription: field {i}\n"),
+        )
+        .expect("write");
+        properties.insert(format!("f{i}"), json!({"$ref": format!("p{i}.yaml")}));
+    }
+    let mut document = doc(json!({
+        "/things": {"post": {
+            "operationId": "create",
+            "requestBody": {"content": {"application/json": {"schema": {
+                "type": "object", "properties": properties
+            }}}},
+            "responses": ok(),
+        }}
+    }));
+    document["components"] = json!({});
+    let path = dir.path().join("spec.json");
+    std::fs::write(&path, document.to_string()).expect("write");
+    let converted = load_and_convert(&path, &options()).expect("loads");
+    let tool = only(&converted);
+    assert_eq!(
+        tool.input_schema["properties"]["f299"],
+        json!({"type": "string", "description": "field 299"})
+    );
+}
+
+#[test]
+fn swagger_2_file_answers_are_binary_whatever_else_is_produced() {
+    // AutoRest's body-file test service: `produces: [image/png, application/json]` and a
+    // `type: file` answer; a global `produces: [application/json]` is as common.
+    let document = json!({
+        "swagger": "2.0",
+        "info": {"title": "t", "version": "1"},
+        "host": "api.example.com",
+        "produces": ["application/json"],
+        "paths": {
+            "/png": {"get": {
+                "operationId": "png",
+                "produces": ["image/png", "application/json"],
+                "responses": {"200": {"description": "the file", "schema": {"type": "file"}}}
+            }},
+            "/download": {"get": {
+                "operationId": "download",
+                "responses": {"200": {"description": "the file", "schema": {"type": "file"}}}
+            }},
+        }
+    });
+    let converted = run(&document);
+    let [png, download] = &converted.tools[..] else {
+        panic!("{} tools", converted.tools.len())
+    };
+    assert!(png.output_schema.is_none());
+    assert_eq!(png.operation.accept.as_ref().expect("accept"), "image/png");
+    assert!(download.output_schema.is_none());
+    assert_eq!(
+        download.operation.accept.as_ref().expect("accept"),
+        "application/octet-stream"
+    );
+}
+
+#[test]
+fn an_unquoted_swagger_version_is_read_as_2_0() {
+    // `swagger: 2.0` without quotes is a YAML number; it was rejected as version ''.
+    let yaml = "swagger: 2.0\ninfo: {title: t, version: '1'}\nhost: api.example.com\npaths:\n  /a:\n    get:\n      responses: {'200': {description: ok}}\n";
+    let document = super::load::parse_document(yaml, Path::new("spec.yaml")).expect("yaml");
+    assert_eq!(only(&run(&document)).name, "get_a");
+    let old = super::load::parse_document("swagger: 1.2\npaths: {}\n", Path::new("spec.yaml"))
+        .expect("yaml");
+    let e = convert(&old, Path::new("spec.yaml"), &options()).expect_err("1.2");
+    assert!(e.reason.contains("'1.2'"), "{e}");
+}
+
+#[test]
+fn swagger_2_definitions_named_through_the_file_name_resolve() {
+    // Azure's API Management: apimtagresources.json refers back to
+    // `./apimapis.json#/definitions/...` of the main document, and documents name
+    // themselves by file (`./apimtags.json#/definitions/...`).
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("shared.json"),
+        r#"{"definitions": {"Tagged": {"allOf": [{"$ref": "./main.json#/definitions/Base"}],
+              "properties": {"tag": {"type": "string"}}}}}"#,
+    )
+    .expect("write");
+    let spec = r#"{
+      "swagger": "2.0", "info": {"title": "t", "version": "1"}, "host": "api.example.com",
+      "paths": {
+        "/a": {"get": {"operationId": "a", "responses": {"200": {"description": "ok",
+          "schema": {"$ref": "./shared.json#/definitions/Tagged"}}}}},
+        "/b": {"get": {"operationId": "b", "responses": {"200": {"description": "ok",
+          "schema": {"$ref": "main.json#/definitions/Base"}}}}}
+      },
+      "definitions": {"Base": {"type": "object", "properties": {"id": {"type": "integer"}}}}
+    }"#;
+    let path = dir.path().join("main.json");
+    std::fs::write(&path, spec).expect("write");
+    let converted = load_and_convert(&path, &options()).expect("loads");
+    assert!(converted.skipped.is_empty(), "{:?}", converted.skipped);
+    let [a, b] = &converted.tools[..] else {
+        panic!("{} tools", converted.tools.len())
+    };
+    let out = a.output_schema.as_ref().expect("output");
+    assert_eq!(out["allOf"][0]["properties"]["id"]["type"], "integer");
+    let out = b.output_schema.as_ref().expect("output");
+    assert_eq!(out["properties"]["id"]["type"], "integer");
+    // A 3.0 document gets no such leniency: `#/definitions` is just absent there.
+    let document = doc(json!({"/c": {"get": {"responses": {"200": {
+        "description": "ok",
+        "content": {"application/json": {"schema": {"$ref": "#/definitions/Pet"}}}
+    }}}}}));
+    let converted =
+        convert(&document, Path::new("/nonexistent/spec.json"), &options()).expect("converts");
+    assert!(
+        converted.skipped[0].reason.contains("points to nothing"),
+        "{:?}",
+        converted.skipped
+    );
 }
