@@ -6,9 +6,9 @@
 //!    Results are cached per location and mode, so a component used by a thousand
 //!    operations is translated once.
 //! 2. *Assemble* one tool schema: copy translated schemas, inlining markers, except a
-//!    reference met while already expanding it (recursion), or once a node budget or a
-//!    nesting depth is exceeded: those become `#/$defs/<Name>` with the definition at the
-//!    tool schema's top level. Definitions are built in a loop, not recursively, and
+//!    reference met while already expanding it (recursion), or once a node budget, a text
+//!    budget or a nesting depth is exceeded: those become `#/$defs/<Name>` with the
+//!    definition at the tool schema's top level. Definitions are built in a loop, not recursively, and
 //!    refer to each other through `$defs`, so no document can overflow the stack or
 //!    blow a schema up.
 
@@ -28,6 +28,10 @@ const MAX_SOURCE_DEPTH: usize = 96;
 const MAX_INLINE_DEPTH: usize = 48;
 /// Past this many nodes in an assembled schema, references go to `$defs` instead of inline.
 pub(crate) const NODE_BUDGET: usize = 20_000;
+/// Past this many bytes of text (strings and keys) in an assembled schema, references go
+/// to `$defs` instead of inline: nodes alone do not bound the size of documents whose
+/// descriptions are long (a component inlined 20,000 times over was megabytes per tool).
+pub(crate) const TEXT_BUDGET: usize = 256 * 1024;
 
 /// Which side of the tool a schema describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -53,6 +57,8 @@ pub(crate) enum Dialect {
 pub(crate) struct Translated {
     schema: Value,
     nodes: usize,
+    /// Bytes of its strings and keys.
+    text: usize,
     /// Addresses of the nodes of `schema` that are or contain a reference marker. Every
     /// other subtree is copied with one `clone` (no per-key rehashing), which is most of
     /// the work of assembling large documents.
@@ -64,12 +70,13 @@ pub(crate) struct Translated {
 
 impl Translated {
     fn new(schema: Value) -> Self {
-        let nodes = count_nodes(&schema);
+        let (nodes, text) = measure(&schema);
         let mut marked = HashSet::new();
         let root_marked = mark(&schema, &mut marked);
         Self {
             schema,
             nodes,
+            text,
             marked,
             root_marked,
         }
@@ -751,6 +758,7 @@ pub(crate) struct Assembler {
     defs: Vec<(String, Value)>,
     expanding: Vec<usize>,
     nodes: usize,
+    text: usize,
     /// Set while building definitions: every reference goes to `$defs`.
     flat: bool,
 }
@@ -766,6 +774,7 @@ impl Assembler {
             defs: Vec::new(),
             expanding: Vec::new(),
             nodes: 0,
+            text: 0,
             flat: false,
         }
     }
@@ -812,6 +821,7 @@ impl Assembler {
             || self.def_names.contains_key(&id)
             || self.expanding.contains(&id)
             || self.nodes > NODE_BUDGET
+            || self.text > TEXT_BUDGET
             || depth > MAX_INLINE_DEPTH
         {
             let name = self.def_name(ctx, id);
@@ -819,6 +829,7 @@ impl Assembler {
         }
         let translated = ctx.translated(id, self.mode)?;
         self.nodes += translated.nodes;
+        self.text += translated.text;
         self.expanding.push(id);
         let result = self.expand(ctx, &translated, &translated.schema, depth + 1);
         self.expanding.pop();
@@ -984,18 +995,29 @@ fn non_negative_integer(value: &Value) -> Option<u64> {
 }
 
 /// Number of JSON values in `value`, counted without recursion.
+#[cfg(test)]
 fn count_nodes(value: &Value) -> usize {
-    let mut count = 0;
+    measure(value).0
+}
+
+/// Number of JSON values in `value` and bytes of its strings and keys, counted without
+/// recursion.
+fn measure(value: &Value) -> (usize, usize) {
+    let (mut count, mut text) = (0, 0);
     let mut stack = vec![value];
     while let Some(v) = stack.pop() {
         count += 1;
         match v {
-            Value::Object(map) => stack.extend(map.values()),
+            Value::Object(map) => {
+                text += map.keys().map(String::len).sum::<usize>();
+                stack.extend(map.values());
+            }
             Value::Array(items) => stack.extend(items),
+            Value::String(s) => text += s.len(),
             _ => {}
         }
     }
-    count
+    (count, text)
 }
 
 fn kind(value: &Value) -> &'static str {

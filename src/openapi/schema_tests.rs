@@ -224,6 +224,35 @@ fn node_budget_sends_the_rest_to_defs() {
 }
 
 #[test]
+fn text_budget_sends_the_rest_to_defs() {
+    // Few nodes, much text: 40 references to a schema with a 16 KiB description would
+    // inline 640 KiB (Argo's workflow schemas were 1.2 MB per tool under the node budget).
+    let properties: serde_json::Map<String, Value> = (0..40)
+        .map(|i| {
+            (
+                format!("b{i}"),
+                json!({"$ref": "#/components/schemas/Long"}),
+            )
+        })
+        .collect();
+    let out = assemble_in(
+        Dialect::V30,
+        Mode::Input,
+        json!({"type": "object", "properties": properties}),
+        json!({"Long": {"type": "string", "description": "x".repeat(16 * 1024)}}),
+    )
+    .expect("ok");
+    let props = out["properties"].as_object().expect("props");
+    assert_eq!(props["b0"]["type"], "string", "the first ones are inlined");
+    assert_eq!(
+        props["b39"],
+        json!({"$ref": "#/$defs/Long"}),
+        "the last ones are not"
+    );
+    assert!(out.to_string().len() < 2 * TEXT_BUDGET);
+}
+
+#[test]
 fn broken_schemas_fail_with_their_location() {
     let cases = [
         (
