@@ -430,10 +430,29 @@ impl<'d> SchemaCtx<'d> {
             }
         }
 
-        if !hidden.is_empty()
-            && let Some(Value::Array(required)) = out.get_mut("required")
+        // Properties left out by the parts of an `allOf` are left out of the `required`
+        // lists around them too: PagerDuty's CustomFieldsField requires `id`, `self` and
+        // `created_at` beside an `allOf` whose part declares them readOnly; parts written
+        // inline get the same treatment (references are shared translations: their own
+        // lists stand).
+        let mut hidden: Vec<String> = hidden.into_iter().map(str::to_string).collect();
+        if let Some(parts) = object.get("allOf")
+            && out.contains_key("allOf")
         {
-            required.retain(|n| !n.as_str().is_some_and(|n| hidden.contains(&n)));
+            self.hidden_in_parts(doc, parts, mode, 0, &mut hidden);
+        }
+        if !hidden.is_empty() {
+            let visible = |n: &Value| !n.as_str().is_some_and(|n| hidden.iter().any(|h| h == n));
+            if let Some(Value::Array(required)) = out.get_mut("required") {
+                required.retain(visible);
+            }
+            if let Some(Value::Array(parts)) = out.get_mut("allOf") {
+                for part in parts {
+                    if let Some(Value::Array(required)) = part.get_mut("required") {
+                        required.retain(visible);
+                    }
+                }
+            }
         }
         if let Some(example) = example
             && !out.contains_key("examples")
@@ -555,6 +574,46 @@ impl<'d> SchemaCtx<'d> {
         match self.dialect {
             Dialect::V30 => Some(reference),
             Dialect::V31 => (schema.as_object()?.len() == 1).then_some(reference),
+        }
+    }
+
+    /// Adds to `names` the properties that the `allOf` parts `parts` (and their own
+    /// `allOf` parts, through references) leave out in `mode`.
+    fn hidden_in_parts(
+        &self,
+        doc: DocId,
+        parts: &Value,
+        mode: Mode,
+        depth: usize,
+        names: &mut Vec<String>,
+    ) {
+        let Some(parts) = parts.as_array() else {
+            return;
+        };
+        if depth > MAX_INLINE_DEPTH {
+            return;
+        }
+        for part in parts {
+            let start = Located {
+                doc,
+                pointer: String::new(),
+                value: part,
+            };
+            let Ok(part) = self.docs.deref(start) else {
+                continue;
+            };
+            if let Some(properties) = part.value.get("properties")
+                && let Ok((doc, Value::Object(properties))) = self.members(part.doc, properties)
+            {
+                for (name, schema) in properties {
+                    if self.is_hidden(doc, schema, mode) && !names.contains(name) {
+                        names.push(name.clone());
+                    }
+                }
+            }
+            if let Some(nested) = part.value.get("allOf") {
+                self.hidden_in_parts(part.doc, nested, mode, depth + 1, names);
+            }
         }
     }
 

@@ -224,6 +224,38 @@ fn node_budget_sends_the_rest_to_defs() {
 }
 
 #[test]
+fn required_properties_left_out_by_all_of_parts_are_not_required() {
+    // PagerDuty's CustomFieldsField: `required` beside an `allOf` whose part declares
+    // some of the names readOnly; and the other way round, a part requiring a name that
+    // another part declares readOnly.
+    let schemas = json!({
+        "Base": {"type": "object", "properties": {
+            "id": {"type": "string", "readOnly": true},
+            "secret": {"type": "string", "writeOnly": true},
+            "name": {"type": "string"},
+        }},
+        "Field": {
+            "allOf": [{"$ref": "#/components/schemas/Base"}],
+            "required": ["id", "secret", "name"],
+        },
+        "Sibling": {
+            "allOf": [
+                {"$ref": "#/components/schemas/Base"},
+                {"type": "object", "required": ["id", "name"]},
+            ],
+        },
+    });
+    let field = json!({"$ref": "#/components/schemas/Field"});
+    let input = assemble_in(Dialect::V30, Mode::Input, field.clone(), schemas.clone());
+    assert_eq!(input.expect("input")["required"], json!(["secret", "name"]));
+    let output = assemble_in(Dialect::V30, Mode::Output, field, schemas.clone());
+    assert_eq!(output.expect("output")["required"], json!(["id", "name"]));
+    let sibling = json!({"$ref": "#/components/schemas/Sibling"});
+    let input = assemble_in(Dialect::V30, Mode::Input, sibling, schemas).expect("input");
+    assert_eq!(input["allOf"][1]["required"], json!(["name"]));
+}
+
+#[test]
 fn text_budget_sends_the_rest_to_defs() {
     // Few nodes, much text: 40 references to a schema with a 16 KiB description would
     // inline 640 KiB (Argo's workflow schemas were 1.2 MB per tool under the node budget).
