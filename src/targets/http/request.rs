@@ -189,7 +189,10 @@ fn build_uri(
         }
     }
 
-    let mut has_query = false;
+    // A path written with a query (`/responses?beta=true`, OpenAI's; `/?comp=list`,
+    // Azure Storage's) already has one: parameters follow with `&`. Path values cannot
+    // bring a `?`, they are encoded.
+    let mut has_query = uri[path_start..].contains('?');
     for param in op.params.iter() {
         if param.location != ParamLocation::Query {
             continue;

@@ -324,6 +324,25 @@ fn query_parameters_keep_declaration_order() {
 }
 
 #[test]
+fn a_path_written_with_a_query_gets_its_parameters_after_an_ampersand() {
+    // OpenAI's `/responses/{response_id}?beta=true` with its `include` query parameter.
+    let op = operation(
+        vec![
+            param("id", ParamLocation::Path, ParamStyle::Simple, false),
+            param("include", ParamLocation::Query, ParamStyle::Form, true),
+        ],
+        vec![lit("/responses/"), PathSegment::Param(0), lit("?beta=true")],
+    );
+    let request = build(&op, json!({"id": "r?1", "include": ["a", "b"]})).unwrap();
+    assert_eq!(
+        request.uri().to_string(),
+        "http://api.test:8080/base/responses/r%3F1?beta=true&include=a&include=b"
+    );
+    let request = build(&op, json!({"id": "r"})).unwrap();
+    assert_eq!(request.uri().query(), Some("beta=true"));
+}
+
+#[test]
 fn path_values_are_encoded_for_one_segment() {
     use ParamLocation::Path;
     use ParamStyle::Simple;
