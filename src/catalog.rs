@@ -298,25 +298,25 @@ impl Catalog {
             let local = spec.rename.as_deref().unwrap_or(&spec.name);
             let name = naming.unique(naming.full_name(&target.name, local), &self.index);
             match build_tool(&name, &spec, validator) {
-                Ok((definition, validator)) => {
+                Ok(compiled) => {
                     let cache = cache_for(&spec);
-                    let tool = Tool {
-                        metrics: metrics.for_tool(&target.name, &name),
-                        cache,
-                        name: name.as_str().into(),
-                        target: target.name.clone(),
-                        definition,
-                        validator,
-                        output: OutputMapping {
-                            wrap: spec.output_wrap,
-                            has_schema: spec.output_schema.is_some(),
-                        },
-                        binding: ToolBinding::Http {
-                            target: target.clone(),
-                            operation: spec.operation,
-                        },
+                    let output = OutputMapping {
+                        wrap: spec.output_wrap,
+                        has_schema: spec.output_schema.is_some(),
                     };
-                    self.push(tool);
+                    let binding = ToolBinding::Http {
+                        target: target.clone(),
+                        operation: spec.operation,
+                    };
+                    self.add(
+                        &target.name,
+                        &name,
+                        metrics,
+                        cache,
+                        compiled,
+                        output,
+                        binding,
+                    );
                 }
                 Err(reason) => errors.push(ToolBuildError {
                     name,
@@ -358,24 +358,25 @@ impl Catalog {
                 },
             };
             match compile_definition(&definition) {
-                Ok((definition, validator)) => {
-                    let tool = Tool {
-                        metrics: metrics.for_tool(&target.name, &name),
-                        cache: cache_for(&spec.name),
-                        name: name.as_str().into(),
-                        target: target.name.clone(),
-                        definition,
-                        validator,
-                        output: OutputMapping {
-                            wrap: spec.output_wrap,
-                            has_schema: spec.output_schema.is_some(),
-                        },
-                        binding: ToolBinding::Lambda {
-                            target: target.clone(),
-                            tool: spec.name.into(),
-                        },
+                Ok(compiled) => {
+                    let cache = cache_for(&spec.name);
+                    let output = OutputMapping {
+                        wrap: spec.output_wrap,
+                        has_schema: spec.output_schema.is_some(),
                     };
-                    self.push(tool);
+                    let binding = ToolBinding::Lambda {
+                        target: target.clone(),
+                        tool: spec.name.into(),
+                    };
+                    self.add(
+                        &target.name,
+                        &name,
+                        metrics,
+                        cache,
+                        compiled,
+                        output,
+                        binding,
+                    );
                 }
                 Err(reason) => errors.push(ToolBuildError {
                     name,
@@ -387,7 +388,28 @@ impl Catalog {
         errors
     }
 
-    fn push(&mut self, tool: Tool) {
+    /// Adds a named, compiled tool of `target` with its metrics bound.
+    #[allow(clippy::too_many_arguments)]
+    fn add(
+        &mut self,
+        target: &Arc<str>,
+        name: &str,
+        metrics: &crate::metrics::Metrics,
+        cache: Option<ToolCache>,
+        (definition, validator): (Box<RawValue>, jsonschema::Validator),
+        output: OutputMapping,
+        binding: ToolBinding,
+    ) {
+        let tool = Tool {
+            metrics: metrics.for_tool(target, name),
+            cache,
+            name: name.into(),
+            target: target.clone(),
+            definition,
+            validator,
+            output,
+            binding,
+        };
         self.index.insert(tool.name.clone(), self.tools.len());
         self.tools.push(Arc::new(tool));
     }
