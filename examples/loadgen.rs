@@ -745,7 +745,7 @@ fn scale(opts: &Options) {
         generate::openapi_with_operations(10_000),
     )
     .unwrap();
-    let real = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/specs/real");
+    let real = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus/real");
     let docs = [
         ("openai", format!("{real}/openai.yaml")),
         ("twilio_api_v2010", format!("{real}/twilio_api_v2010.json")),

@@ -1,4 +1,4 @@
-//! The command line: `serve`, `check` and `tools` (see DESIGN.md), with `RUST_LOG`-style
+//! The command line: `serve`, `check` and `tools` (docs/configuration.md), with `RUST_LOG`-style
 //! filtering and `--log-format json|text`.
 
 use std::path::{Path, PathBuf};
@@ -11,7 +11,7 @@ use crate::gateway::{self, Loaded};
 use crate::openapi::{self, ConvertOptions, Skipped};
 use crate::targets::http::{HttpClient, HttpTarget};
 
-/// toolgate: one MCP endpoint in front of your REST APIs, Lambda functions and MCP servers.
+/// toolgate: one MCP endpoint in front of your REST APIs and Lambda functions.
 #[derive(Debug, Parser)]
 #[command(name = "toolgate", version, about, long_about = None)]
 pub struct Cli {

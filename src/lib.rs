@@ -1,5 +1,4 @@
-//! toolgate: one MCP endpoint in front of REST APIs (OpenAPI), Lambda functions and MCP
-//! servers.
+//! toolgate: one MCP endpoint in front of REST APIs (OpenAPI) and AWS Lambda functions.
 //!
 //! Load time builds an immutable [`catalog::Catalog`] from `gateway.yaml` and the documents
 //! it names; the request path ([`server`] → [`mcp`] → [`targets`]) only looks up and executes.

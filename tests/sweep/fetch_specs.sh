@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Collects the public OpenAPI documents of the robustness sweep into $SPECS (default
-# /work/sweep-specs), OUTSIDE the repository: they are third-party files and are never
+# tests/sweep/specs, ignored by git): they are third-party files and are never
 # committed. Each source is a public GitHub repository at a pinned commit; it is cloned
 # (blobless, shallow) into $MIRROR unless a clone is already there ($MIRROR/<owner>+<name>/repo,
 # the layout of a bare mirror, works too).
 set -euo pipefail
-SPECS=${SPECS:-/work/sweep-specs}
-MIRROR=${MIRROR:-/work/.mirror}
+SPECS=${SPECS:-$(cd "$(dirname "$0")" && pwd)/specs}
+MIRROR=${MIRROR:-$(cd "$(dirname "$0")" && pwd)/mirror}
 mkdir -p "$SPECS"
 
 repo_dir() { echo "$MIRROR/${1/\//+}/repo"; }

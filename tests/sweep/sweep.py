@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Robustness sweep: runs `toolgate tools --openapi DOC --json` over public OpenAPI documents
-(collected by fetch_specs.sh, outside the repository) and checks the output.
+(collected by fetch_specs.sh into the ignored tests/sweep/specs) and checks the output.
 
 For every document: exit status and message, wall time and peak RSS, operations in the
 source versus tools and skipped entries. For every tool: a legal, unique name; input and
@@ -9,7 +9,7 @@ all resolve; then a fidelity check against the source document (parameters prese
 their type, required lists, request body properties, readOnly properties left out of
 inputs).
 
-    python3 tests/sweep/sweep.py [--bin target/release/toolgate] [--specs /work/sweep-specs]
+    python3 tests/sweep/sweep.py [--bin target/release/toolgate] [--specs tests/sweep/specs]
                                  [--odd] [--json report.json] [DOC...]
 
 Needs Python 3.10+ with `jsonschema` and `PyYAML`.
@@ -375,7 +375,7 @@ def sweep(binary, spec, timeout, do_fidelity=True):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default=str(Path(__file__).resolve().parents[2] / "target/release/toolgate"))
-    ap.add_argument("--specs", default=os.environ.get("SPECS", "/work/sweep-specs"))
+    ap.add_argument("--specs", default=os.environ.get("SPECS", os.path.join(os.path.dirname(os.path.abspath(__file__)), "specs")))
     ap.add_argument("--odd", action="store_true", help="also every OpenAPI root under odd/, autorest/, azure-*/")
     ap.add_argument("--only-odd", action="store_true")
     ap.add_argument("--timeout", type=float, default=60)
