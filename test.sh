@@ -3,6 +3,18 @@
 # (official MCP clients against a real toolgate process). Installs what it needs.
 set -euo pipefail
 cd "$(dirname "$0")"
+# What the tests need beyond the Rust toolchain; everything else is installed below into
+# ignored folders of the checkout.
+for tool in cargo python3 node npm; do
+  command -v "$tool" >/dev/null || {
+    echo "test.sh: $tool is required and was not found on PATH (the tests need the Rust toolchain, Python 3 with venv/pip, and Node.js 20+ with npm)" >&2
+    exit 1
+  }
+done
+python3 -c 'import venv, ensurepip' 2>/dev/null || {
+  echo "test.sh: python3 cannot make virtual environments (on Debian: apt-get install python3-venv)" >&2
+  exit 1
+}
 # The auth tests run a real OpenID Connect provider (panva's oidc-provider, pinned in
 # tests/idp/package-lock.json) installed into the ignored tests/idp/node_modules.
 idp_stamp=tests/idp/node_modules/.toolgate-stamp
