@@ -19,8 +19,8 @@ use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{Value, json};
-use toolgate::catalog::ToolBinding;
 use toolgate::mcp::{Era, McpEndpoint};
+use toolgate::targets::Binding;
 use toolgate::targets::UpstreamAnswer;
 
 #[path = "support/generate.rs"]
@@ -65,9 +65,7 @@ fn endpoint_for(dir: &Path, name: &str, spec: &Path, base: &str) -> McpEndpoint 
     )
     .unwrap();
     let loaded = toolgate::gateway::load(&config).unwrap();
-    loaded
-        .into_endpoint(toolgate::targets::http::HttpClient::new().unwrap())
-        .0
+    toolgate::reload::endpoint_of(&loaded, toolgate::targets::http::HttpClient::new().unwrap())
 }
 
 fn modern_headers(method: &str, name: Option<&str>) -> HeaderMap {
@@ -94,6 +92,7 @@ fn call_message(tool: &str, args: &Value) -> String {
 fn steps(c: &mut Criterion, group: &str, endpoint: &McpEndpoint, tool_name: &str, args: &Value) {
     let message = call_message(tool_name, args);
     let tool = endpoint
+        .snapshot()
         .catalog()
         .get(tool_name)
         .unwrap_or_else(|| panic!("{group}: no tool {tool_name}"))
@@ -102,7 +101,8 @@ fn steps(c: &mut Criterion, group: &str, endpoint: &McpEndpoint, tool_name: &str
         tool.validator.is_valid(args),
         "{group}: the bench arguments must be valid"
     );
-    let ToolBinding::Http { target, operation } = &tool.binding else {
+    let Binding::Http(toolgate::targets::http::HttpBinding { target, operation }) = &tool.binding
+    else {
         unreachable!("{group}: {tool_name} is an HTTP tool");
     };
     let args_map = args.as_object().unwrap().clone();
@@ -122,6 +122,7 @@ fn steps(c: &mut Criterion, group: &str, endpoint: &McpEndpoint, tool_name: &str
     g.bench_function("tool_lookup", |b| {
         b.iter(|| {
             endpoint
+                .snapshot()
                 .catalog()
                 .get(std::hint::black_box(tool_name))
                 .is_some()
@@ -211,7 +212,12 @@ fn bench(c: &mut Criterion) {
     }
 
     // --- answer mapping: JSON -> structuredContent + text block
-    let tool = endpoint.catalog().get("api___getPet").unwrap().clone();
+    let tool = endpoint
+        .snapshot()
+        .catalog()
+        .get("api___getPet")
+        .unwrap()
+        .clone();
     let mut g = c.benchmark_group("answer_mapping");
     for (label, body) in [
         ("small_json_42B", Bytes::from_static(ANSWER.as_bytes())),
@@ -262,11 +268,11 @@ fn bench(c: &mut Criterion) {
     let spec10k = dir.path().join("gen10k.json");
     std::fs::write(&spec10k, generate::openapi_with_operations(10_000)).unwrap();
     let big = endpoint_for(dir.path(), "gen", &spec10k, &base);
-    assert_eq!(big.catalog().len(), 10_000);
+    assert_eq!(big.snapshot().catalog().len(), 10_000);
     // The cursor of the page starting at tool 5,000, taken from the server's own answers.
     let mut cursor = None;
-    for _ in 0..(5_000 / big.settings().page_size) {
-        let toolgate::mcp::Reply::Json(_, body) =
+    for _ in 0..(5_000 / big.snapshot().settings().page_size) {
+        let toolgate::mcp::Reply::Json(body) =
             rt.block_on(big.handle_message(list(cursor.clone()).as_bytes(), &list_headers))
         else {
             panic!("tools/list answered nothing")
@@ -284,7 +290,8 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("tool_lookup", |b| {
         b.iter(|| {
-            big.catalog()
+            big.snapshot()
+                .catalog()
                 .get(std::hint::black_box("gen___getResource1234"))
                 .is_some()
         })

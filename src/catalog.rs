@@ -1,8 +1,10 @@
 //! The catalog: every tool the gateway serves, built once at load time (names, definitions
-//! pre-serialized for `tools/list`, compiled validators, bindings) and looked up by name on
-//! the request path. A catalog is immutable; a reload builds a new one.
+//! pre-serialized for `tools/list`, compiled validators, bindings, policy) and looked up by
+//! name on the request path. A catalog is immutable; a reload builds a new one (reusing the
+//! tools of unchanged targets) and the endpoint swaps it in whole.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -10,8 +12,8 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use sha2::Digest;
 
-use crate::targets::http::{HttpOperation, HttpTarget};
-use crate::targets::lambda::{LambdaTarget, LambdaToolSpec};
+use crate::targets::Binding;
+pub use crate::targets::ToolSpec;
 
 /// MCP tool annotations (hints for clients; never trusted for security).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -46,32 +48,6 @@ impl ToolAnnotations {
             open_world_hint: Some(true),
         }
     }
-}
-
-/// A tool as a converter produces it, before the catalog names and compiles it.
-#[derive(Debug, Clone)]
-pub struct ToolSpec {
-    /// Local name (e.g. the sanitized operationId); the catalog adds the target prefix.
-    pub name: String,
-    /// What the operation is called in its source, for messages (`GET /pets (listPets)`).
-    pub source: String,
-    /// Short human-readable title.
-    pub title: Option<String>,
-    /// Description for the model.
-    pub description: String,
-    /// JSON Schema (2020-12) of the arguments object.
-    pub input_schema: Value,
-    /// JSON Schema (2020-12) of `structuredContent`, always of type object.
-    pub output_schema: Option<Value>,
-    /// When set, a JSON answer is wrapped as `{"<key>": answer}` in `structuredContent`
-    /// (the answer is not an object, e.g. an array).
-    pub output_wrap: Option<Box<str>>,
-    /// Behaviour hints.
-    pub annotations: ToolAnnotations,
-    /// How a call reaches the upstream.
-    pub operation: HttpOperation,
-    /// A local name set in the config (`operations.<id>.rename`), used instead of `name`.
-    pub rename: Option<String>,
 }
 
 /// How tool names are formed.
@@ -148,8 +124,8 @@ impl Naming {
 
     /// Makes `name` unique among `used` by appending `_2`, `_3`... (shortening again when
     /// needed).
-    pub fn unique(&self, name: String, used: &HashMap<Arc<str>, usize>) -> String {
-        if !used.contains_key(name.as_str()) {
+    pub fn unique(&self, name: String, used: &HashSet<Arc<str>>) -> String {
+        if !used.contains(name.as_str()) {
             return name;
         }
         (2..)
@@ -158,28 +134,33 @@ impl Naming {
                 let keep = name.len().min(self.max_length.saturating_sub(suffix.len()));
                 format!("{}{}", &name[..keep], suffix)
             })
-            .find(|candidate| !used.contains_key(candidate.as_str()))
+            .find(|candidate| !used.contains(candidate.as_str()))
             .expect("an unused suffix exists")
     }
 }
 
-/// Where a tool's calls go.
-#[derive(Debug)]
-pub enum ToolBinding {
-    /// An HTTP operation of an OpenAPI target.
-    Http {
-        /// Target-wide settings (credentials, timeout).
-        target: Arc<HttpTarget>,
-        /// The request template.
-        operation: HttpOperation,
-    },
-    /// A tool of a Lambda target.
-    Lambda {
-        /// The function, its client and limits.
-        target: Arc<LambdaTarget>,
-        /// The tool's name in its definition: the function sees `target___tool`.
-        tool: Box<str>,
-    },
+/// Who may see and call a tool, decided on the tool itself (the same for every target
+/// kind): today the scopes a caller's token must hold.
+#[derive(Debug, Clone, Default)]
+pub struct ToolPolicy {
+    /// Scopes the caller needs (all of them); empty: any authenticated caller.
+    pub scopes: Box<[String]>,
+}
+
+impl ToolPolicy {
+    /// The scopes `caller` lacks for this tool, or `None` when it may call it.
+    pub fn missing(&self, caller: Option<&crate::auth::Caller>) -> Option<&[String]> {
+        if self.scopes.is_empty() {
+            return None;
+        }
+        let ok = caller.is_some_and(|c| self.scopes.iter().all(|s| c.has_scope(s)));
+        (!ok).then_some(&self.scopes[..])
+    }
+
+    /// Whether every caller may call the tool.
+    pub fn is_open(&self) -> bool {
+        self.scopes.is_empty()
+    }
 }
 
 /// How an upstream answer becomes `structuredContent`.
@@ -216,11 +197,15 @@ pub struct Tool {
     /// Answer mapping.
     pub output: OutputMapping,
     /// Where calls go.
-    pub binding: ToolBinding,
+    pub binding: Binding,
     /// Response cache, when this tool's answers are cacheable.
     pub cache: Option<ToolCache>,
     /// Metric handles bound to this tool.
     pub metrics: crate::metrics::ToolMetrics,
+    /// Who may see and call it.
+    pub policy: ToolPolicy,
+    /// A hash of `definition`, for the catalog's generation.
+    pub digest: u64,
 }
 
 impl std::fmt::Debug for Tool {
@@ -266,11 +251,14 @@ pub struct ToolBuildError {
     pub reason: String,
 }
 
-/// Every tool, in a fixed order, with a name index.
+/// Every tool, in a fixed order, with a name index, and what is derived from the whole
+/// list (its generation, the scopes its policies use).
 #[derive(Debug, Default)]
 pub struct Catalog {
     tools: Vec<Arc<Tool>>,
     index: HashMap<Arc<str>, usize>,
+    generation: u64,
+    scopes: Vec<String>,
 }
 
 impl Catalog {
@@ -279,139 +267,27 @@ impl Catalog {
         Self::default()
     }
 
-    /// Names, compiles and adds the tools of one HTTP target, in the order given, with
-    /// metrics bound and the cache settings `cache_for` gives each. A tool whose schema does
-    /// not compile is returned as an error and not added.
-    pub fn add_http_tools(
-        &mut self,
-        target: &Arc<HttpTarget>,
-        naming: &Naming,
-        specs: Vec<ToolSpec>,
-        metrics: &crate::metrics::Metrics,
-        cache_for: &dyn Fn(&ToolSpec) -> Option<ToolCache>,
-    ) -> Vec<ToolBuildError> {
-        let mut errors = Vec::new();
-        // Compiling schemas is most of the load time of a large document and independent of
-        // naming: done on every core first, then the tools are named and added in order.
-        let compiled = compile_all(&specs);
-        for (spec, validator) in specs.into_iter().zip(compiled) {
-            let local = spec.rename.as_deref().unwrap_or(&spec.name);
-            let name = naming.unique(naming.full_name(&target.name, local), &self.index);
-            match build_tool(&name, &spec, validator) {
-                Ok(compiled) => {
-                    let cache = cache_for(&spec);
-                    let output = OutputMapping {
-                        wrap: spec.output_wrap,
-                        has_schema: spec.output_schema.is_some(),
-                    };
-                    let binding = ToolBinding::Http {
-                        target: target.clone(),
-                        operation: spec.operation,
-                    };
-                    self.add(
-                        &target.name,
-                        &name,
-                        metrics,
-                        cache,
-                        compiled,
-                        output,
-                        binding,
-                    );
+    /// The catalog of `tools`, in this order. Names must be unique (the builder makes them
+    /// so); a later duplicate would be unreachable.
+    pub fn from_tools(tools: Vec<Arc<Tool>>) -> Self {
+        let mut index = HashMap::with_capacity(tools.len());
+        let mut hasher = std::hash::DefaultHasher::new();
+        let mut scopes: Vec<String> = Vec::new();
+        for (i, tool) in tools.iter().enumerate() {
+            index.entry(tool.name.clone()).or_insert(i);
+            tool.digest.hash(&mut hasher);
+            for s in tool.policy.scopes.iter() {
+                if !scopes.contains(s) {
+                    scopes.push(s.clone());
                 }
-                Err(reason) => errors.push(ToolBuildError {
-                    name,
-                    source_op: spec.source,
-                    reason,
-                }),
             }
         }
-        errors
-    }
-
-    /// Names, compiles and adds the tools of one Lambda target (AgentCore ToolDefinitions),
-    /// as [`Catalog::add_http_tools`] does for HTTP targets; `cache_for` gets the tool's
-    /// name in its definition.
-    pub fn add_lambda_tools(
-        &mut self,
-        target: &Arc<LambdaTarget>,
-        naming: &Naming,
-        specs: Vec<LambdaToolSpec>,
-        metrics: &crate::metrics::Metrics,
-        cache_for: &dyn Fn(&str) -> Option<ToolCache>,
-    ) -> Vec<ToolBuildError> {
-        let hints = ToolAnnotations {
-            open_world_hint: Some(true),
-            ..ToolAnnotations::default()
-        };
-        let mut errors = Vec::new();
-        for spec in specs {
-            let name = naming.unique(naming.full_name(&target.name, &spec.name), &self.index);
-            let definition = ToolDefinition {
-                name: &name,
-                title: None,
-                description: &spec.description,
-                input_schema: &spec.input_schema,
-                output_schema: spec.output_schema.as_ref(),
-                annotations: AnnotationsWithTitle {
-                    title: None,
-                    hints: &hints,
-                },
-            };
-            match compile_definition(&definition) {
-                Ok(compiled) => {
-                    let cache = cache_for(&spec.name);
-                    let output = OutputMapping {
-                        wrap: spec.output_wrap,
-                        has_schema: spec.output_schema.is_some(),
-                    };
-                    let binding = ToolBinding::Lambda {
-                        target: target.clone(),
-                        tool: spec.name.into(),
-                    };
-                    self.add(
-                        &target.name,
-                        &name,
-                        metrics,
-                        cache,
-                        compiled,
-                        output,
-                        binding,
-                    );
-                }
-                Err(reason) => errors.push(ToolBuildError {
-                    name,
-                    source_op: format!("tool {}", spec.name),
-                    reason,
-                }),
-            }
+        Self {
+            tools,
+            index,
+            generation: hasher.finish(),
+            scopes,
         }
-        errors
-    }
-
-    /// Adds a named, compiled tool of `target` with its metrics bound.
-    #[allow(clippy::too_many_arguments)]
-    fn add(
-        &mut self,
-        target: &Arc<str>,
-        name: &str,
-        metrics: &crate::metrics::Metrics,
-        cache: Option<ToolCache>,
-        (definition, validator): (Box<RawValue>, jsonschema::Validator),
-        output: OutputMapping,
-        binding: ToolBinding,
-    ) {
-        let tool = Tool {
-            metrics: metrics.for_tool(target, name),
-            cache,
-            name: name.into(),
-            target: target.clone(),
-            definition,
-            validator,
-            output,
-            binding,
-        };
-        self.index.insert(tool.name.clone(), self.tools.len());
-        self.tools.push(Arc::new(tool));
     }
 
     /// The tool called `name`.
@@ -434,11 +310,107 @@ impl Catalog {
     pub fn is_empty(&self) -> bool {
         self.tools.is_empty()
     }
+
+    /// Identifies the tool list: equal for equal lists (on every replica with the same
+    /// configuration), different after a change. `tools/list` cursors carry it.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Every scope some tool's policy needs (for the protected-resource metadata).
+    pub fn scopes(&self) -> &[String] {
+        &self.scopes
+    }
+
+    /// Whether some tool is not open to every caller (then `tools/list` depends on the
+    /// caller).
+    pub fn has_policies(&self) -> bool {
+        !self.scopes.is_empty()
+    }
+}
+
+/// What the gateway decides for each tool of a target besides its definition: its cache
+/// and its policy (from the target's config, by the tool's `operations.<key>`).
+pub struct ToolSettings {
+    /// Response cache, if any.
+    pub cache: Option<ToolCache>,
+    /// Who may see and call it.
+    pub policy: ToolPolicy,
+}
+
+/// The tools of one target, named and compiled.
+pub struct BuiltTools {
+    /// In source order.
+    pub tools: Vec<Arc<Tool>>,
+    /// Tools whose schema does not compile (left out).
+    pub errors: Vec<ToolBuildError>,
+    /// Whether a name had to be made unique against another target's tool (then the names
+    /// depend on the other targets, and a reload rebuilds this target).
+    pub collided: bool,
+}
+
+/// Names, compiles and binds the tools of `target`, in the order given: each gets a name
+/// unique among `used` (which it then joins), its metrics, and `settings(spec)`. A tool
+/// whose schema does not compile is reported and left out.
+pub fn build_tools(
+    target: &Arc<str>,
+    specs: Vec<ToolSpec<Binding>>,
+    naming: &Naming,
+    used: &mut HashSet<Arc<str>>,
+    metrics: &crate::metrics::Metrics,
+    settings: &dyn Fn(&ToolSpec<Binding>) -> ToolSettings,
+) -> BuiltTools {
+    let mut mine: HashSet<Arc<str>> = HashSet::with_capacity(specs.len());
+    let mut built = BuiltTools {
+        tools: Vec::with_capacity(specs.len()),
+        errors: Vec::new(),
+        collided: false,
+    };
+    // Compiling schemas is most of the load time of a large document and independent of
+    // naming: done on every core first, then the tools are named and added in order.
+    let compiled = compile_all(&specs);
+    for (spec, validator) in specs.into_iter().zip(compiled) {
+        let local = spec.rename.as_deref().unwrap_or(&spec.name);
+        let base = naming.full_name(target, local);
+        built.collided |= used.contains(base.as_str()) && !mine.contains(base.as_str());
+        let name = naming.unique(base, used);
+        match build_definition(&name, &spec).and_then(|d| Ok((d, validator?))) {
+            Ok((definition, validator)) => {
+                let ToolSettings { cache, policy } = settings(&spec);
+                let mut hasher = std::hash::DefaultHasher::new();
+                definition.get().hash(&mut hasher);
+                let name: Arc<str> = name.into();
+                used.insert(name.clone());
+                mine.insert(name.clone());
+                built.tools.push(Arc::new(Tool {
+                    metrics: metrics.for_tool(target, &name),
+                    cache,
+                    target: target.clone(),
+                    digest: hasher.finish(),
+                    name,
+                    definition,
+                    validator,
+                    output: OutputMapping {
+                        wrap: spec.output_wrap,
+                        has_schema: spec.output_schema.is_some(),
+                    },
+                    binding: spec.operation,
+                    policy,
+                }));
+            }
+            Err(reason) => built.errors.push(ToolBuildError {
+                name,
+                source_op: spec.source,
+                reason,
+            }),
+        }
+    }
+    built
 }
 
 /// Compiles the schemas of every tool, on up to one thread per core (at most 8) for large
 /// batches; results are in the order of `specs`.
-fn compile_all(specs: &[ToolSpec]) -> Vec<Result<jsonschema::Validator, String>> {
+fn compile_all<B: Sync>(specs: &[ToolSpec<B>]) -> Vec<Result<jsonschema::Validator, String>> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
     if threads == 1 || specs.len() < 64 {
         return specs.iter().map(compile_tool).collect();
@@ -457,7 +429,7 @@ fn compile_all(specs: &[ToolSpec]) -> Vec<Result<jsonschema::Validator, String>>
 }
 
 /// Compiles the input schema (kept) and checks that the output schema compiles.
-fn compile_tool(spec: &ToolSpec) -> Result<jsonschema::Validator, String> {
+fn compile_tool<B>(spec: &ToolSpec<B>) -> Result<jsonschema::Validator, String> {
     let validator = compile_schema(&spec.input_schema)
         .map_err(|e| format!("inputSchema does not compile: {e}"))?;
     if let Some(output) = &spec.output_schema {
@@ -466,12 +438,8 @@ fn compile_tool(spec: &ToolSpec) -> Result<jsonschema::Validator, String> {
     Ok(validator)
 }
 
-/// Serializes the definition; pairs it with the compiled validator.
-fn build_tool(
-    name: &str,
-    spec: &ToolSpec,
-    validator: Result<jsonschema::Validator, String>,
-) -> Result<(Box<RawValue>, jsonschema::Validator), String> {
+/// The MCP `Tool` object of `spec` named `name`, serialized once.
+fn build_definition<B>(name: &str, spec: &ToolSpec<B>) -> Result<Box<RawValue>, String> {
     let definition = ToolDefinition {
         name,
         title: spec.title.as_deref(),
@@ -483,21 +451,7 @@ fn build_tool(
             hints: &spec.annotations,
         },
     };
-    let definition = serde_json::value::to_raw_value(&definition).map_err(|e| e.to_string())?;
-    Ok((definition, validator?))
-}
-
-/// Serializes a definition and compiles its input (and output) schema.
-fn compile_definition(
-    definition: &ToolDefinition<'_>,
-) -> Result<(Box<RawValue>, jsonschema::Validator), String> {
-    let raw = serde_json::value::to_raw_value(definition).map_err(|e| e.to_string())?;
-    let validator = compile_schema(definition.input_schema)
-        .map_err(|e| format!("inputSchema does not compile: {e}"))?;
-    if let Some(output) = definition.output_schema {
-        compile_schema(output).map_err(|e| format!("outputSchema does not compile: {e}"))?;
-    }
-    Ok((raw, validator))
+    serde_json::value::to_raw_value(&definition).map_err(|e| e.to_string())
 }
 
 /// Compiles a schema as JSON Schema 2020-12 (the MCP default dialect), with format
@@ -538,8 +492,8 @@ mod tests {
             max_length: 10,
             ..Naming::default()
         };
-        let mut used = HashMap::new();
-        used.insert(Arc::from("abcdefghij"), 0);
+        let mut used = HashSet::new();
+        used.insert(Arc::from("abcdefghij"));
         let n = naming.unique("abcdefghij".into(), &used);
         assert_eq!(n, "abcdefgh_2");
     }

@@ -6,10 +6,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::catalog::{Catalog, Naming};
+use crate::catalog::{Catalog, Naming, ToolSettings};
 use crate::gateway::{self, Loaded};
 use crate::openapi::{self, ConvertOptions, Skipped};
-use crate::targets::http::{HttpClient, HttpTarget};
+use crate::server::{ServeOptions, Server};
+use crate::targets::Binding;
+use crate::targets::http::{HttpBinding, HttpClient, HttpTarget};
 
 /// toolgate: one MCP endpoint in front of your REST APIs and Lambda functions.
 #[derive(Debug, Parser)]
@@ -35,11 +37,18 @@ pub enum LogFormat {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the gateway.
+    /// Run the gateway. SIGHUP or `POST /admin/reload` (admin listener) reloads the
+    /// configuration; a reload that fails keeps serving the last good one.
     Serve {
         /// The configuration file.
         #[arg(long, short, default_value = "gateway.yaml")]
         config: PathBuf,
+        /// Also reload when the configuration or a document it names changes.
+        #[arg(long)]
+        watch: bool,
+        /// How often `--watch` looks at the files (e.g. `500ms`, `2s`).
+        #[arg(long, default_value = "1s", value_parser = parse_interval, requires = "watch")]
+        watch_interval: std::time::Duration,
     },
     /// Load and validate everything, print a summary; exit 1 on any problem.
     Check {
@@ -69,7 +78,11 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     match cli.command {
-        Command::Serve { config } => serve(&config),
+        Command::Serve {
+            config,
+            watch,
+            watch_interval,
+        } => serve(&config, watch.then_some(watch_interval)),
         Command::Check { config } => check(&config),
         Command::Tools {
             config,
@@ -101,12 +114,24 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
+    crate::config::parse_duration(text)
+        .map_err(|e| format!("{e} (e.g. 500ms or 2s)"))
+        .and_then(|d| {
+            if d.is_zero() {
+                Err("the interval must be more than zero".into())
+            } else {
+                Ok(d)
+            }
+        })
+}
+
 fn fail(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("error: {message}");
     ExitCode::FAILURE
 }
 
-fn serve(config: &Path) -> ExitCode {
+fn serve(config: &Path, watch: Option<std::time::Duration>) -> ExitCode {
     let loaded = match gateway::load(config) {
         Ok(l) => l,
         Err(e) => return fail(e),
@@ -138,25 +163,28 @@ fn serve(config: &Path) -> ExitCode {
         };
         let tools = loaded.catalog.len();
         let targets = loaded.targets.len();
-        let (endpoint, config) = loaded.into_endpoint(http);
-        if let Some(demo) = &config.demo {
-            match crate::demo::spawn(demo.listen).await {
+        let demo = loaded.config.demo.as_ref().map(|d| d.listen);
+        let options = ServeOptions::of(&loaded);
+        if let Some(listen) = demo {
+            match crate::demo::spawn(listen).await {
                 Ok(addr) => tracing::info!("demo restaurant API listening on http://{addr}"),
-                Err(e) => return fail(format!("cannot start the demo API on {}: {e}", demo.listen)),
+                Err(e) => return fail(format!("cannot start the demo API on {listen}: {e}")),
             }
         }
-        let server = match crate::server::Server::bind(endpoint, config.listen, config.admin, config.gateway.shutdown_grace).await
-        {
+        let server = match Server::bind(loaded, http, options.clone()).await {
             Ok(s) => s,
             Err(e) => return fail(e),
         };
-        let addr = server.local_addr().unwrap_or(config.listen);
+        server.spawn_reload_triggers(watch);
+        let addr = server.local_addr().unwrap_or(options.listen);
         tracing::info!(tools, targets, "toolgate {} serving MCP at http://{addr}/mcp", crate::VERSION);
         if let Some(admin) = server.admin_addr() {
-            tracing::info!("metrics at http://{admin}/metrics");
+            tracing::info!("metrics at http://{admin}/metrics; POST http://{admin}/admin/reload reloads");
         }
         eprintln!(
-            "\n  MCP endpoint: http://{addr}/mcp  ({tools} tools)\n  Connect: npx @modelcontextprotocol/inspector --cli http://{addr}/mcp --method tools/list\n  Stop: Ctrl-C\n"
+            "\n  MCP endpoint: http://{addr}/mcp  ({tools} tools)\n  Connect: npx @modelcontextprotocol/inspector --cli http://{addr}/mcp --method tools/list\n  Reload: kill -HUP {}{}\n  Stop: Ctrl-C\n",
+            std::process::id(),
+            if watch.is_some() { " (or edit a file: --watch is on)" } else { "" }
         );
         server.run(crate::server::shutdown_signal()).await;
         // Flushing blocks on the exporter, which runs on this runtime.
@@ -235,21 +263,38 @@ fn tools(
             timeout: std::time::Duration::from_secs(30),
             max_response_bytes: 10 << 20,
         });
-        let mut catalog = Catalog::new();
-        let mut skipped = converted.skipped;
-        for e in catalog.add_http_tools(
-            &target,
+        let specs = converted
+            .tools
+            .into_iter()
+            .map(|tool| {
+                tool.map(|operation| {
+                    Binding::Http(HttpBinding {
+                        target: target.clone(),
+                        operation,
+                    })
+                })
+            })
+            .collect();
+        let built = crate::catalog::build_tools(
+            &target.name,
+            specs,
             &Naming::default(),
-            converted.tools,
+            &mut Default::default(),
             &crate::metrics::Metrics::new(),
-            &|_| None,
-        ) {
-            skipped.push(Skipped {
-                operation: e.source_op,
-                reason: e.reason,
-            });
-        }
-        (catalog, skipped)
+            &|_| ToolSettings {
+                cache: None,
+                policy: Default::default(),
+            },
+        );
+        let mut skipped = converted.skipped;
+        skipped.extend(built.errors.into_iter().map(|e| Skipped {
+            operation: e.source_op,
+            reason: e.reason,
+        }));
+        (
+            std::sync::Arc::new(Catalog::from_tools(built.tools)),
+            skipped,
+        )
     } else {
         let path = config.unwrap_or_else(|| PathBuf::from("gateway.yaml"));
         let Loaded {

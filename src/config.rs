@@ -33,6 +33,50 @@ pub struct Config {
     /// Serve the built-in sample restaurant API (for the first-run demo).
     #[serde(default)]
     pub demo: Option<DemoConfig>,
+    /// Hashes of its parts, for a reload to tell what changed (not a config key).
+    #[serde(skip)]
+    pub fingerprints: Fingerprints,
+}
+
+/// Hashes of the parts of a configuration that a reload compares, over the text after
+/// `${VAR}` substitution (so a changed variable counts as a change; no value is kept).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Fingerprints {
+    /// Per target, in order: its whole section.
+    pub targets: Vec<u64>,
+    /// What every target's tools depend on: `gateway.naming`, `description_budget`,
+    /// `max_response`, `name`, and whether inbound authentication is on.
+    pub tools: u64,
+    /// The `inbound:` section.
+    pub inbound: u64,
+}
+
+impl Fingerprints {
+    fn of(raw: &serde_json::Value) -> Self {
+        let hash = |v: Option<&serde_json::Value>| {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::hash::DefaultHasher::new();
+            v.map(|v| v.to_string()).hash(&mut h);
+            h.finish()
+        };
+        let gateway = raw.get("gateway");
+        let tools_part = serde_json::json!([
+            gateway.and_then(|g| g.get("naming")),
+            gateway.and_then(|g| g.get("description_budget")),
+            gateway.and_then(|g| g.get("max_response")),
+            gateway.and_then(|g| g.get("name")),
+            raw.get("inbound").is_some_and(|i| !i.is_null()),
+        ]);
+        Self {
+            targets: raw
+                .get("targets")
+                .and_then(|t| t.as_array())
+                .map(|t| t.iter().map(|t| hash(Some(t))).collect())
+                .unwrap_or_default(),
+            tools: hash(Some(&tools_part)),
+            inbound: hash(raw.get("inbound")),
+        }
+    }
 }
 
 fn default_listen() -> SocketAddr {
@@ -68,6 +112,9 @@ pub struct GatewaySettings {
     /// Most characters of descriptions per OpenAPI tool: its description and every
     /// description in its input and output schemas (see [`crate::openapi::DescriptionBudget`]).
     pub description_budget: usize,
+    /// Most `/mcp` requests in flight at once; more are refused at once with 503 and
+    /// `Retry-After` (load shedding), counted in `toolgate_requests_shed_total`.
+    pub max_concurrent_requests: usize,
 }
 
 impl Default for GatewaySettings {
@@ -84,6 +131,7 @@ impl Default for GatewaySettings {
             list_ttl: Duration::from_secs(300),
             shutdown_grace: Duration::from_secs(30),
             description_budget: crate::openapi::DescriptionBudget::DEFAULT,
+            max_concurrent_requests: 1024,
         }
     }
 }
@@ -150,6 +198,17 @@ pub struct TargetConfig {
     /// Scopes a caller's token needs to see and call this target's tools (inbound auth).
     #[serde(default)]
     pub scopes: Vec<String>,
+}
+
+impl TargetConfig {
+    /// The target's kind: its one `openapi:` or `lambda:` section (validated at parse).
+    pub fn kind(&self) -> crate::targets::TargetKind<'_> {
+        match (&self.openapi, &self.lambda) {
+            (Some(openapi), _) => crate::targets::TargetKind::OpenApi(openapi),
+            (None, Some(lambda)) => crate::targets::TargetKind::Lambda(&lambda.value),
+            (None, None) => unreachable!("validated: a target has exactly one kind"),
+        }
+    }
 }
 
 /// `targets[].cache`.
@@ -573,8 +632,11 @@ impl Config {
                 message,
             },
         )?;
-        let config: Config = serde_saphyr::from_str(&text).map_err(|e| yaml_error(path, &e))?;
+        let mut config: Config = serde_saphyr::from_str(&text).map_err(|e| yaml_error(path, &e))?;
         config.validate(path)?;
+        // The same text as plain data, only to fingerprint its parts.
+        let raw: serde_json::Value = serde_saphyr::from_str(&text).unwrap_or_default();
+        config.fingerprints = Fingerprints::of(&raw);
         Ok(config)
     }
 
@@ -605,6 +667,12 @@ impl Config {
                     "gateway.naming.separator `{}` may only use A-Z a-z 0-9 _ . -",
                     naming.separator
                 ),
+            ));
+        }
+        if self.gateway.max_concurrent_requests == 0 {
+            return Err(ConfigError::file(
+                path,
+                "gateway.max_concurrent_requests must be at least 1",
             ));
         }
         if self.gateway.page_size == 0 {

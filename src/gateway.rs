@@ -1,21 +1,24 @@
-//! Load time: from `gateway.yaml` to a ready [`Catalog`] — read each target's document,
-//! convert its operations, build credentials, name and compile every tool. Problems are
-//! collected with their file and location; nothing here runs on the request path.
+//! Load time: from `gateway.yaml` to a ready [`Catalog`]. Each target is loaded by its kind
+//! ([`crate::targets::load`]); what is common to every kind (overrides, naming, policy,
+//! cache, metrics, compiled validators) is applied here, once. A reload passes the previous
+//! [`Loaded`]: a target whose section, shared settings and input files are unchanged keeps
+//! its tools as they are (same validators, caches and credentials). Nothing here runs on
+//! the request path.
 
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::auth::outbound::CredentialProvider;
 use crate::cache::{CacheBound, CacheScope, ResponseCache};
-use crate::catalog::{Catalog, Naming};
-use crate::catalog::{ToolCache, ToolSpec};
-use crate::config::{CacheOverride, TargetConfig};
-use crate::config::{Config, ConfigError, PrefixMode};
+use crate::catalog::{Catalog, Naming, Tool, ToolCache, ToolPolicy, ToolSettings, ToolSpec};
+use crate::config::{CacheOverride, Config, ConfigError, PrefixMode, TargetConfig};
 use crate::metrics::Metrics;
-use crate::openapi::{self, ConvertOptions, Selection, Skipped};
-use crate::targets::http::HttpTarget;
+use crate::openapi::{self, Skipped};
+use crate::targets::{self, Binding, LoadContext};
 
-/// A loaded configuration: the catalog and what was noticed on the way.
+/// A loaded configuration: the catalog, what was noticed on the way, and what a reload
+/// can reuse.
 #[derive(Debug)]
 pub struct Loaded {
     /// The parsed configuration.
@@ -23,19 +26,19 @@ pub struct Loaded {
     /// The file it came from.
     pub config_file: PathBuf,
     /// Every tool.
-    pub catalog: Catalog,
+    pub catalog: Arc<Catalog>,
     /// Per target: name, document, tools made, operations skipped.
     pub targets: Vec<TargetSummary>,
     /// Non-fatal findings.
     pub warnings: Vec<String>,
-    /// The metrics registry the tools are bound to.
+    /// The metrics registry the tools are bound to (one per process, across reloads).
     pub metrics: Arc<Metrics>,
-    /// Scopes each tool needs (inbound auth), by tool name.
-    pub tool_scopes: crate::auth::inbound::ToolScopes,
+    /// Per target, what it was built from and what it made.
+    builds: Vec<TargetBuild>,
 }
 
 /// What one target contributed.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct TargetSummary {
     /// Target name.
     pub name: String,
@@ -45,6 +48,34 @@ pub struct TargetSummary {
     pub tools: usize,
     /// Operations left out, with reasons.
     pub skipped: Vec<Skipped>,
+    /// Whether a reload kept this target's tools as they were.
+    pub reused: bool,
+}
+
+/// One target's tools and what they were made from, for a reload to compare.
+struct TargetBuild {
+    name: String,
+    /// The target's section and the shared settings (config fingerprints).
+    config: (u64, u64),
+    /// The local files the tools depend on, with a hash of their content (`None`:
+    /// unreadable).
+    inputs: Vec<(PathBuf, Option<u64>)>,
+    /// Built from something that cannot be compared (remote `$ref`s).
+    volatile: bool,
+    /// Names were made unique against other targets' tools.
+    collided: bool,
+    tools: Vec<Arc<Tool>>,
+    summary: TargetSummary,
+    warnings: Vec<String>,
+}
+
+impl std::fmt::Debug for TargetBuild {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TargetBuild")
+            .field("name", &self.name)
+            .field("tools", &self.tools.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why a configuration cannot be served.
@@ -61,7 +92,7 @@ pub enum LoadError {
         /// What is wrong with its document.
         error: openapi::SpecError,
     },
-    /// A target's credentials cannot be used.
+    /// A target's settings or credentials cannot be used.
     #[error("target `{target}`: {message}")]
     Target {
         /// The target.
@@ -81,180 +112,176 @@ pub fn naming(config: &Config) -> Naming {
     }
 }
 
-fn selection(openapi: &crate::config::OpenApiTargetConfig) -> Result<Selection, String> {
-    let upper = |v: &[String]| v.iter().map(|m| m.to_ascii_uppercase()).collect();
-    let globs = |filter: &crate::config::OperationFilter| {
-        openapi::path_globs(filter.paths.iter().map(|p| p.value.as_str()))
-    };
-    let mut s = Selection {
-        include_deprecated: openapi.include_deprecated,
-        ..Selection::default()
-    };
-    if let Some(inc) = &openapi.include {
-        s.include_operations = inc.operations.clone();
-        s.include_tags = inc.tags.clone();
-        s.include_methods = upper(&inc.methods);
-        s.include_paths = globs(inc)?;
-    }
-    if let Some(exc) = &openapi.exclude {
-        s.exclude_operations = exc.operations.clone();
-        s.exclude_tags = exc.tags.clone();
-        s.exclude_methods = upper(&exc.methods);
-        s.exclude_paths = globs(exc)?;
-    }
-    Ok(s)
+/// Loads `gateway.yaml` at `path` and everything it names, with a registry of its own.
+pub fn load(path: &Path) -> Result<Loaded, LoadError> {
+    load_with(path, &Arc::new(Metrics::new()), None)
 }
 
-/// Loads `gateway.yaml` at `path` and everything it names.
-pub fn load(path: &Path) -> Result<Loaded, LoadError> {
+/// Loads `gateway.yaml` at `path`, binding tools to `metrics`; with `previous`, targets
+/// whose inputs did not change keep their tools. Counts the outcome in
+/// `toolgate_config_loads_total`.
+pub fn load_with(
+    path: &Path,
+    metrics: &Arc<Metrics>,
+    previous: Option<&Loaded>,
+) -> Result<Loaded, LoadError> {
+    let result = build(path, metrics, previous);
+    let outcome = if result.is_ok() { "ok" } else { "error" };
+    metrics.config_loads.with_label_values(&[outcome]).inc();
+    result
+}
+
+fn build(
+    path: &Path,
+    metrics: &Arc<Metrics>,
+    previous: Option<&Loaded>,
+) -> Result<Loaded, LoadError> {
     let config = Config::load(path)?;
     let mut warnings = config.warnings();
     let naming = naming(&config);
-    let metrics = Arc::new(Metrics::new());
-    let mut catalog = Catalog::new();
-    let mut targets = Vec::new();
-    let mut tool_scopes = crate::auth::inbound::ToolScopes::new();
-    let lambda_clients = crate::targets::lambda::Clients::build(&config, path)?;
-    for target in &config.targets {
-        let name = target.name.value.clone();
-        if target.lambda.is_some() {
-            let cache_for = tool_cache_policy(target, config.inbound.is_some(), &metrics);
-            let (spec, tools, errors) = crate::targets::lambda::load_target(
-                path,
-                &config,
-                target,
-                &lambda_clients,
-                &naming,
-                &metrics,
-                &|tool: &str| cache_for(tool, None),
-                &mut catalog,
-                &mut warnings,
-            )?;
-            let skipped = errors
-                .into_iter()
-                .map(|e| Skipped {
-                    operation: e.source_op,
-                    reason: e.reason,
-                })
-                .collect();
-            targets.push(TargetSummary {
-                name,
-                spec,
-                tools,
-                skipped,
-            });
-            continue;
-        }
-        let Some(openapi) = &target.openapi else {
-            continue;
-        };
-        let spec = Config::resolve(path, &openapi.spec.value);
-        let target_error = |message: String| LoadError::Target {
-            target: name.clone(),
-            message,
-        };
-        let options = ConvertOptions {
-            base_url: openapi.base_url.as_ref().map(|b| b.value.clone()),
-            selection: selection(openapi).map_err(target_error)?,
-            descriptions: openapi::DescriptionBudget {
-                total: openapi
-                    .description_budget
-                    .unwrap_or(config.gateway.description_budget),
-            },
-            content_types: target
-                .operations
-                .iter()
-                .filter_map(|(op, o)| Some((op.clone(), o.content_type.clone()?)))
-                .collect(),
-            remote_refs: openapi.remote_refs(),
-        };
-        let mut converted =
-            openapi::load_and_convert(&spec, &options).map_err(|error| LoadError::Spec {
-                target: name.clone(),
-                error,
-            })?;
-        if let Some(first) = converted.option_errors.first() {
-            return Err(target_error(first.clone()));
-        }
-        apply_overrides(target, &mut converted.tools, &mut warnings).map_err(|message| {
-            LoadError::Target {
-                target: name.clone(),
-                message,
-            }
-        })?;
-        warnings.extend(
-            converted
-                .warnings
-                .iter()
-                .map(|w| format!("target `{name}`: {w}")),
+    let lambda_clients = targets::lambda::Clients::build(&config, path)?;
+    let ctx = LoadContext {
+        config_file: path,
+        config: &config,
+        metrics,
+        lambda_clients: &lambda_clients,
+    };
+    let inbound = config.inbound.is_some();
+    let mut used: HashSet<Arc<str>> = HashSet::new();
+    let mut builds = Vec::with_capacity(config.targets.len());
+    for (i, target) in config.targets.iter().enumerate() {
+        let fingerprint = (
+            config.fingerprints.targets.get(i).copied().unwrap_or(0),
+            config.fingerprints.tools,
         );
-        let credentials =
-            match &target.credentials {
-                None => None,
-                Some(c) => Some(credential(&c.value, &name, path, &metrics).map_err(
-                    |message| LoadError::Target {
-                        target: name.clone(),
-                        message,
-                    },
-                )?),
-            };
-        let http_target = Arc::new(HttpTarget {
-            name: name.as_str().into(),
-            credentials,
-            timeout: target.timeout,
-            max_response_bytes: config.gateway.max_response.0,
-        });
-        let made = converted.tools.len();
-        let cache_for = cache_policy(target, config.inbound.is_some(), &metrics);
-        // The catalog calls `cache_for` once per tool it adds, in order: note each one's
-        // operation to give the added tools their scopes below.
-        let added = std::cell::RefCell::new(Vec::new());
-        let before = catalog.len();
-        let errors = catalog.add_http_tools(
-            &http_target,
-            &naming,
-            converted.tools,
-            &metrics,
-            &|spec: &ToolSpec| {
-                added.borrow_mut().push(spec.name.clone());
-                cache_for(spec)
-            },
-        );
-        for (tool, op) in catalog.tools()[before..].iter().zip(added.into_inner()) {
-            tool_scopes.add(&tool.name, target, &op);
-        }
-        let mut skipped = converted.skipped;
-        for e in &errors {
-            skipped.push(Skipped {
-                operation: e.source_op.clone(),
-                reason: e.reason.clone(),
-            });
-        }
-        targets.push(TargetSummary {
-            name,
-            spec,
-            tools: made - errors.len(),
-            skipped,
-        });
+        let kept = previous
+            .and_then(|p| p.builds.iter().find(|b| b.name == target.name.value))
+            .filter(|b| b.reusable(fingerprint, &used));
+        let build = match kept {
+            Some(old) => old.reuse(&mut used),
+            None => build_target(&ctx, target, fingerprint, &naming, inbound, &mut used)?,
+        };
+        warnings.extend(build.warnings.iter().cloned());
+        builds.push(build);
     }
-    metrics.config_reloads.with_label_values(&["ok"]).inc();
+    let tools: Vec<Arc<Tool>> = builds
+        .iter()
+        .flat_map(|b| b.tools.iter().cloned())
+        .collect();
     Ok(Loaded {
+        targets: builds.iter().map(|b| b.summary.clone()).collect(),
+        catalog: Arc::new(Catalog::from_tools(tools)),
         config,
         config_file: path.to_path_buf(),
-        catalog,
-        targets,
         warnings,
-        metrics,
-        tool_scopes,
+        metrics: metrics.clone(),
+        builds,
     })
 }
 
-/// Applies `operations.<id>.{rename, description}` to the converted tools, and warns about
-/// entries that match no operation (a typo would otherwise silently do nothing). The cache
-/// and scope settings keep matching the original operationId.
-fn apply_overrides(
+/// A hash of a file's content; `None` when it cannot be read.
+fn content_hash(path: &Path) -> Option<u64> {
+    let bytes = std::fs::read(path).ok()?;
+    let mut hasher = std::hash::DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    Some(hasher.finish())
+}
+
+impl TargetBuild {
+    /// Whether this build can serve again: same config, same input files, and names that
+    /// do not depend on (or collide with) other targets.
+    fn reusable(&self, config: (u64, u64), used: &HashSet<Arc<str>>) -> bool {
+        self.config == config
+            && !self.volatile
+            && !self.collided
+            && self.inputs.iter().all(|(p, h)| content_hash(p) == *h)
+            && !self.tools.iter().any(|t| used.contains(&t.name))
+    }
+
+    /// The same tools, claiming their names.
+    fn reuse(&self, used: &mut HashSet<Arc<str>>) -> TargetBuild {
+        used.extend(self.tools.iter().map(|t| t.name.clone()));
+        TargetBuild {
+            name: self.name.clone(),
+            config: self.config,
+            inputs: self.inputs.clone(),
+            volatile: false,
+            collided: false,
+            tools: self.tools.clone(),
+            summary: TargetSummary {
+                reused: true,
+                ..self.summary.clone()
+            },
+            warnings: self.warnings.clone(),
+        }
+    }
+}
+
+/// Loads one target by its kind and builds its tools.
+fn build_target(
+    ctx: &LoadContext<'_>,
     target: &TargetConfig,
-    tools: &mut [ToolSpec],
+    config: (u64, u64),
+    naming: &Naming,
+    inbound: bool,
+    used: &mut HashSet<Arc<str>>,
+) -> Result<TargetBuild, LoadError> {
+    let name = &target.name.value;
+    // Inputs are known once loaded; a file edited during the load itself may be seen as
+    // unchanged by the next reload until it changes again.
+    let mut loaded = targets::load(ctx, target)?;
+    let inputs = loaded
+        .inputs
+        .iter()
+        .map(|p| (p.clone(), content_hash(p)))
+        .collect();
+    let mut warnings = std::mem::take(&mut loaded.warnings);
+    apply_overrides(target, &mut loaded.specs, &mut warnings).map_err(|message| {
+        LoadError::Target {
+            target: name.clone(),
+            message,
+        }
+    })?;
+    let made = loaded.specs.len();
+    let settings = tool_settings(target, inbound, ctx.metrics);
+    let built = crate::catalog::build_tools(
+        &Arc::from(name.as_str()),
+        loaded.specs,
+        naming,
+        used,
+        ctx.metrics,
+        &settings,
+    );
+    let mut skipped = loaded.skipped;
+    skipped.extend(built.errors.iter().map(|e| Skipped {
+        operation: e.source_op.clone(),
+        reason: e.reason.clone(),
+    }));
+    Ok(TargetBuild {
+        name: name.clone(),
+        config,
+        inputs,
+        volatile: loaded.volatile,
+        collided: built.collided,
+        summary: TargetSummary {
+            name: name.clone(),
+            spec: loaded.document,
+            tools: made - built.errors.len(),
+            skipped,
+            reused: false,
+        },
+        tools: built.tools,
+        warnings,
+    })
+}
+
+/// Applies `operations.<key>.{rename, description}` to a target's tools (keys are
+/// operationIds, `<method>_<path>` names, or Lambda tool names), and warns about entries
+/// that match no tool (a typo would otherwise silently do nothing). The cache and scope
+/// settings keep matching the original key.
+fn apply_overrides<B>(
+    target: &TargetConfig,
+    tools: &mut [ToolSpec<B>],
     warnings: &mut Vec<String>,
 ) -> Result<(), String> {
     let name = &target.name.value;
@@ -283,7 +310,7 @@ fn apply_overrides(
             tool.rename = Some(rename.clone());
         }
     }
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = HashSet::new();
     for tool in tools.iter() {
         let local = tool.rename.as_deref().unwrap_or(&tool.name);
         if tool.rename.is_some() && !seen.insert(local.to_string()) {
@@ -308,25 +335,16 @@ fn apply_overrides(
 /// Default size bound of a target's cache.
 const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
 
-/// Decides, per tool, whether and how its answers are cached: the target's `cache`, then
-/// `operations.<id>.cache` overrides. Only the configured methods are cached (GET and HEAD
-/// by default). One moka cache serves all tools of a target.
-fn cache_policy<'a>(
+/// Decides, per tool of `target` and for every kind alike, its policy (the scopes of
+/// `operations.<key>.scopes`, else the target's `scopes`) and whether and how its answers
+/// are cached (the target's `cache`, then `operations.<key>.cache`). Only the configured
+/// methods are cached (GET and HEAD by default); a tool without a method (Lambda) is
+/// cached whenever its config says so. One moka cache serves all tools of a target.
+fn tool_settings<'a>(
     target: &'a TargetConfig,
     inbound_auth: bool,
     metrics: &Metrics,
-) -> impl Fn(&ToolSpec) -> Option<ToolCache> + 'a {
-    let by_name = tool_cache_policy(target, inbound_auth, metrics);
-    move |spec: &ToolSpec| by_name(&spec.name, Some(spec.operation.method.as_str()))
-}
-
-/// [`cache_policy`] by tool name and HTTP method; a tool without a method (Lambda) is
-/// cached whenever its target or its `operations.<tool>.cache` says so.
-fn tool_cache_policy<'a>(
-    target: &'a TargetConfig,
-    inbound_auth: bool,
-    metrics: &Metrics,
-) -> impl Fn(&str, Option<&str>) -> Option<ToolCache> + 'a {
+) -> impl Fn(&ToolSpec<Binding>) -> ToolSettings + 'a {
     let base = target.cache.as_ref().map(|c| &c.value);
     let any_override = target.operations.values().any(|o| {
         matches!(
@@ -350,7 +368,7 @@ fn tool_cache_policy<'a>(
     } else {
         CacheScope::Shared
     };
-    move |name: &str, method: Option<&str>| {
+    let cache_for = move |name: &str, method: Option<&str>| -> Option<ToolCache> {
         let cache = shared.clone()?;
         let over = target.operations.get(name).and_then(|o| o.cache.as_ref());
         let settings = match over {
@@ -381,69 +399,49 @@ fn tool_cache_policy<'a>(
             .or(base.and_then(|b| b.scope))
             .unwrap_or(default_scope);
         Some(ToolCache { cache, ttl, scope })
+    };
+    move |spec: &ToolSpec<Binding>| {
+        let scopes = target
+            .operations
+            .get(&spec.name)
+            .and_then(|o| o.scopes.as_ref())
+            .unwrap_or(&target.scopes);
+        ToolSettings {
+            cache: cache_for(&spec.name, spec.method.as_ref().map(|m| m.as_str())),
+            policy: ToolPolicy {
+                scopes: scopes.clone().into_boxed_slice(),
+            },
+        }
     }
-}
-
-fn credential(
-    c: &crate::config::CredentialsConfig,
-    target: &str,
-    config_file: &Path,
-    metrics: &Arc<Metrics>,
-) -> Result<CredentialProvider, String> {
-    if let Some(o) = &c.oauth2 {
-        let secret = o.secret(config_file)?;
-        let source =
-            crate::auth::oauth2::ClientCredentials::new(target, o, secret, metrics.clone())?;
-        return Ok(CredentialProvider::OAuth2(Arc::new(source)));
-    }
-    if let Some(o) = &c.token_exchange {
-        let secret = o.secret(config_file)?;
-        let exchange = crate::auth::oauth2::TokenExchange::new(target, o, secret, metrics.clone())?;
-        return Ok(CredentialProvider::TokenExchange(Arc::new(exchange)));
-    }
-    if c.passthrough {
-        return Ok(CredentialProvider::Passthrough);
-    }
-    if let Some(token) = &c.bearer {
-        return CredentialProvider::bearer(token.expose()).map_err(|e| e.to_string());
-    }
-    if let Some(key) = &c.api_key {
-        return CredentialProvider::api_key(key.location, &key.name, key.value.expose())
-            .map_err(|e| e.to_string());
-    }
-    Err("credentials: no kind given".into())
 }
 
 impl Loaded {
-    /// The MCP endpoint serving this catalog, with settings from the configuration.
-    pub fn into_endpoint(
-        self,
-        http: crate::targets::http::HttpClient,
-    ) -> (crate::mcp::McpEndpoint, Config) {
-        let g = &self.config.gateway;
-        let settings = crate::mcp::EndpointSettings {
-            server_name: g.name.clone(),
-            instructions: g.instructions.clone(),
-            page_size: g.page_size,
-            list_ttl_ms: g.list_ttl.as_millis() as u64,
-            max_body: g.max_body.0,
-            origins: crate::mcp::transport::OriginPolicy::new(
-                self.config.listen,
-                &g.allowed_origins,
-                &g.allowed_hosts,
-            ),
-            inbound: self.config.inbound.as_ref().map(|inbound| {
-                crate::auth::inbound::InboundAuth::new(
-                    inbound,
-                    self.tool_scopes,
-                    http.clone(),
-                    self.metrics.clone(),
-                )
-            }),
-        };
-        (
-            crate::mcp::McpEndpoint::new(Arc::new(self.catalog), http, settings, self.metrics),
-            self.config,
-        )
+    /// Whether a reload can apply `next` in place, or which settings need a restart.
+    pub fn needs_restart(&self, next: &Config) -> Vec<&'static str> {
+        let mut keys = Vec::new();
+        if self.config.listen != next.listen {
+            keys.push("listen");
+        }
+        if self.config.admin != next.admin {
+            keys.push("admin");
+        }
+        if self.config.demo.as_ref().map(|d| d.listen) != next.demo.as_ref().map(|d| d.listen) {
+            keys.push("demo");
+        }
+        keys
+    }
+
+    /// The local files the tools were built from (documents, referenced files, tool
+    /// definitions, secret files).
+    pub fn input_files(&self) -> Vec<PathBuf> {
+        self.builds
+            .iter()
+            .flat_map(|b| b.inputs.iter().map(|(p, _)| p.clone()))
+            .collect()
+    }
+
+    /// How many targets this load rebuilt (the others kept their tools).
+    pub fn rebuilt(&self) -> usize {
+        self.targets.iter().filter(|t| !t.reused).count()
     }
 }

@@ -13,6 +13,7 @@ pub mod gateway;
 pub mod mcp;
 pub mod metrics;
 pub mod openapi;
+pub mod reload;
 pub mod server;
 pub mod targets;
 pub mod telemetry;

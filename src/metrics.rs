@@ -107,6 +107,10 @@ pub const FAMILIES: &[&str] = &[
     "toolgate_jwks_refreshes_total",
     "toolgate_outbound_token_fetches_total",
     "toolgate_config_loads_total",
+    "toolgate_config_reloads_total",
+    "toolgate_catalog_tools",
+    "toolgate_requests_shed_total",
+    "toolgate_notification_streams",
     "toolgate_build_info",
 ];
 
@@ -141,8 +145,16 @@ pub struct Metrics {
     pub jwks_refreshes: IntCounterVec,
     /// Outbound token fetches by target and outcome.
     pub token_fetches: IntCounterVec,
-    /// Configuration loads and reloads by outcome.
+    /// Configuration loads (at start and on every reload) by outcome.
+    pub config_loads: IntCounterVec,
+    /// Reloads of a running gateway by outcome (`ok`, `error`).
     pub config_reloads: IntCounterVec,
+    /// Tools in the catalog being served.
+    pub catalog_tools: prometheus::IntGauge,
+    /// Requests refused with 503 because the gateway was at its concurrency limit.
+    pub requests_shed: IntCounter,
+    /// Open notification streams (GET streams and `subscriptions/listen`).
+    pub notification_streams: prometheus::IntGauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -157,6 +169,14 @@ fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntC
         .register(Box::new(c.clone()))
         .expect("metric registered once");
     c
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> prometheus::IntGauge {
+    let g = prometheus::IntGauge::new(name, help).expect("valid metric");
+    registry
+        .register(Box::new(g.clone()))
+        .expect("metric registered once");
+    g
 }
 
 fn histogram(
@@ -270,11 +290,38 @@ impl Metrics {
                 "Outbound OAuth2 token requests by target and outcome.",
                 &["target", "outcome"],
             ),
-            config_reloads: counter(
+            config_loads: counter(
                 &registry,
                 "toolgate_config_loads_total",
-                "Configuration loads by outcome.",
+                "Configuration loads (at start and on every reload) by outcome.",
                 &["outcome"],
+            ),
+            config_reloads: counter(
+                &registry,
+                "toolgate_config_reloads_total",
+                "Reloads of the running gateway (SIGHUP, POST /admin/reload, --watch) by outcome; a failed one keeps the last good catalog.",
+                &["outcome"],
+            ),
+            catalog_tools: gauge(
+                &registry,
+                "toolgate_catalog_tools",
+                "Tools in the catalog being served.",
+            ),
+            requests_shed: {
+                let c = IntCounter::new(
+                    "toolgate_requests_shed_total",
+                    "MCP requests refused with 503 at the concurrency limit (gateway.max_concurrent_requests).",
+                )
+                .expect("valid metric");
+                registry
+                    .register(Box::new(c.clone()))
+                    .expect("metric registered once");
+                c
+            },
+            notification_streams: gauge(
+                &registry,
+                "toolgate_notification_streams",
+                "Open notification streams (handshake-era GET streams and subscriptions/listen).",
             ),
             mcp_request_counters: Vec::new(),
             registry,
@@ -291,6 +338,7 @@ impl Metrics {
         }
         for outcome in ["ok", "error"] {
             metrics.jwks_refreshes.with_label_values(&[outcome]);
+            metrics.config_loads.with_label_values(&[outcome]);
             metrics.config_reloads.with_label_values(&[outcome]);
         }
         let build = IntGaugeVec::new(
@@ -310,6 +358,26 @@ impl Metrics {
             ));
         }
         metrics
+    }
+
+    /// Drops the series of a tool that a reload removed, so that renamed or deleted tools
+    /// do not accumulate (calls in flight on it still count, unexported).
+    pub fn forget_tool(&self, target: &str, tool: &str) {
+        let labels = [target, tool];
+        for o in Outcome::ALL {
+            let _ = self.calls.remove_label_values(&[target, tool, o.as_str()]);
+        }
+        for c in ["1xx", "2xx", "3xx", "4xx", "5xx"] {
+            let _ = self.upstream_status.remove_label_values(&[target, tool, c]);
+        }
+        for c in ["hit", "miss"] {
+            let _ = self.cache.remove_label_values(&[target, tool, c]);
+        }
+        let _ = self.duration.remove_label_values(&labels);
+        let _ = self.upstream_duration.remove_label_values(&labels);
+        let _ = self.in_flight.remove_label_values(&labels);
+        let _ = self.request_bytes.remove_label_values(&labels);
+        let _ = self.response_bytes.remove_label_values(&labels);
     }
 
     /// Handles bound to one tool's labels.

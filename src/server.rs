@@ -1,38 +1,49 @@
-//! Listeners and routing: `/mcp`, `/ping`, `/healthz`, `/readyz` on the main listener,
-//! `/metrics` on the admin one; connection handling, header-read timeout and graceful
-//! shutdown (stop accepting, drain in-flight calls up to a grace period).
+//! Listeners and routing: `/mcp`, `/ping`, `/healthz`, `/readyz` on the main listener;
+//! `/metrics` and `POST /admin/reload` on the admin one. The `/mcp` route runs through one
+//! tower stack (load shedding over a global concurrency limit), so that a flood gets quick
+//! 503s instead of growing latency, while the probes keep answering. Connection handling,
+//! header-read timeout, reload triggers (SIGHUP, `--watch`) and graceful shutdown (stop
+//! accepting, end notification streams, drain in-flight calls up to a grace period).
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::CONTENT_TYPE;
-use http::{HeaderValue, Request, Response, StatusCode};
-use http_body_util::Full;
+use http::{HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tower::{Service, ServiceBuilder, ServiceExt};
 
+use crate::gateway::Loaded;
 use crate::mcp::McpEndpoint;
-use crate::mcp::transport::{self, HttpResponse};
+use crate::mcp::jsonrpc::{ErrorKind, RpcError};
+use crate::mcp::transport::{self, HttpResponse, ResponseBody};
+use crate::reload::Reloader;
+use crate::targets::http::HttpClient;
 
-/// Shared state of the main listener.
+/// Shared state of the listeners.
 pub struct AppState {
     /// The MCP endpoint.
-    pub endpoint: McpEndpoint,
+    pub endpoint: Arc<McpEndpoint>,
     /// False once shutdown has begun, so load balancers stop sending traffic.
     pub ready: AtomicBool,
+    /// Reloads the configuration (`POST /admin/reload`, SIGHUP, `--watch`).
+    pub reloader: Arc<Reloader>,
 }
 
 fn text(status: StatusCode, content_type: &'static str, body: &'static str) -> HttpResponse {
-    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    let mut response = Response::new(ResponseBody::full(Bytes::from_static(body.as_bytes())));
     *response.status_mut() = status;
     response
         .headers_mut()
@@ -40,10 +51,58 @@ fn text(status: StatusCode, content_type: &'static str, body: &'static str) -> H
     response
 }
 
+/// The `/mcp` handler as a tower service, for the limit layers.
+#[derive(Clone)]
+struct McpService(Arc<AppState>);
+
+impl Service<Request<Incoming>> for McpService {
+    type Response = HttpResponse;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<HttpResponse, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Incoming>) -> Self::Future {
+        let state = self.0.clone();
+        Box::pin(async move { Ok(transport::serve(&state.endpoint, request).await) })
+    }
+}
+
+/// The `/mcp` stack: shed load beyond `limit` requests in flight.
+type McpStack = tower::load_shed::LoadShed<tower::limit::ConcurrencyLimit<McpService>>;
+
+fn mcp_stack(state: &Arc<AppState>, limit: usize) -> McpStack {
+    ServiceBuilder::new()
+        .load_shed()
+        .concurrency_limit(limit)
+        .service(McpService(state.clone()))
+}
+
+/// Serves `/mcp` through the stack: a request over the limit gets 503 with `Retry-After`.
+async fn serve_mcp(state: &AppState, stack: &McpStack, request: Request<Incoming>) -> HttpResponse {
+    match stack.clone().oneshot(request).await {
+        Ok(response) => response,
+        Err(error) if error.is::<tower::load_shed::error::Overloaded>() => {
+            state.endpoint.metrics().requests_shed.inc();
+            let error = RpcError::new(
+                ErrorKind::Overloaded,
+                "the gateway is at its concurrency limit (gateway.max_concurrent_requests): retry shortly",
+            );
+            transport::error_response(crate::mcp::jsonrpc::error_response(None, &error), &error)
+        }
+        Err(error) => {
+            let error = RpcError::new(ErrorKind::Internal, format!("internal error: {error}"));
+            transport::error_response(crate::mcp::jsonrpc::error_response(None, &error), &error)
+        }
+    }
+}
+
 /// Routes one request of the main listener.
-pub async fn route(state: &AppState, request: Request<Incoming>) -> HttpResponse {
+async fn route(state: &AppState, stack: &McpStack, request: Request<Incoming>) -> HttpResponse {
     match request.uri().path() {
-        "/mcp" | "/mcp/" => transport::serve(&state.endpoint, request).await,
+        "/mcp" | "/mcp/" => serve_mcp(state, stack, request).await,
         // The AgentCore Runtime container contract polls /ping.
         "/ping" => text(
             StatusCode::OK,
@@ -60,13 +119,15 @@ pub async fn route(state: &AppState, request: Request<Incoming>) -> HttpResponse
             "shutting down\n",
         ),
         // RFC 9728 protected-resource metadata (only with inbound auth).
-        path if path.starts_with("/.well-known/oauth-protected-resource") => state
-            .endpoint
-            .settings()
-            .inbound
-            .as_ref()
-            .and_then(|auth| auth.metadata_response(path))
-            .unwrap_or_else(|| text(StatusCode::NOT_FOUND, "text/plain", "not found\n")),
+        path if path.starts_with("/.well-known/oauth-protected-resource") => {
+            let snapshot = state.endpoint.snapshot();
+            snapshot
+                .settings()
+                .inbound
+                .as_ref()
+                .and_then(|auth| auth.metadata_response(path, snapshot.catalog().scopes()))
+                .unwrap_or_else(|| text(StatusCode::NOT_FOUND, "text/plain", "not found\n"))
+        }
         _ => text(
             StatusCode::NOT_FOUND,
             "text/plain",
@@ -75,23 +136,89 @@ pub async fn route(state: &AppState, request: Request<Incoming>) -> HttpResponse
     }
 }
 
-fn route_admin(state: &AppState, request: &Request<Incoming>) -> HttpResponse {
-    match request.uri().path() {
-        "/metrics" => {
+async fn route_admin(state: &AppState, request: Request<Incoming>) -> HttpResponse {
+    match (request.method(), request.uri().path()) {
+        (_, "/metrics") => {
             let body = state.endpoint.metrics().render();
-            let mut response = Response::new(Full::new(Bytes::from(body)));
+            let mut response = Response::new(ResponseBody::full(body));
             response.headers_mut().insert(
                 CONTENT_TYPE,
                 HeaderValue::from_static("text/plain; version=0.0.4"),
             );
             response
         }
-        "/healthz" | "/ping" => text(StatusCode::OK, "text/plain", "ok\n"),
+        (&Method::POST, "/admin/reload") => {
+            let report = state.reloader.reload(&state.endpoint, "admin").await;
+            let status = if report.outcome == "ok" {
+                StatusCode::OK
+            } else {
+                StatusCode::UNPROCESSABLE_ENTITY
+            };
+            let body = serde_json::to_vec_pretty(&report).unwrap_or_default();
+            let mut response = Response::new(ResponseBody::full(body));
+            *response.status_mut() = status;
+            response
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            response
+        }
+        (_, "/admin/reload") => {
+            let mut response = text(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "text/plain",
+                "POST /admin/reload reloads the configuration\n",
+            );
+            response
+                .headers_mut()
+                .insert(http::header::ALLOW, HeaderValue::from_static("POST"));
+            response
+        }
+        (_, "/healthz" | "/ping") => text(StatusCode::OK, "text/plain", "ok\n"),
         _ => text(
             StatusCode::NOT_FOUND,
             "text/plain",
-            "not found: try /metrics\n",
+            "not found: try /metrics or POST /admin/reload\n",
         ),
+    }
+}
+
+/// Accepts a connection, backing off instead of spinning when accepting fails (out of
+/// file descriptors and the like).
+async fn accept(listener: &TcpListener, what: &str) -> (tokio::net::TcpStream, SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok(accepted) => return accepted,
+            Err(e) => {
+                tracing::warn!(listener = what, error = %e, "accept failed; retrying in 50 ms");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Where and how a gateway serves.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// The MCP listener.
+    pub listen: SocketAddr,
+    /// The admin listener, if any.
+    pub admin: Option<SocketAddr>,
+    /// How long shutdown waits for in-flight calls.
+    pub grace: Duration,
+    /// Most `/mcp` requests in flight; more get 503.
+    pub max_concurrent_requests: usize,
+}
+
+impl ServeOptions {
+    /// The options `loaded`'s configuration gives.
+    pub fn of(loaded: &Loaded) -> Self {
+        let config = &loaded.config;
+        Self {
+            listen: config.listen,
+            admin: config.admin,
+            grace: config.gateway.shutdown_grace,
+            max_concurrent_requests: config.gateway.max_concurrent_requests,
+        }
     }
 }
 
@@ -100,35 +227,41 @@ pub struct Server {
     listener: TcpListener,
     admin: Option<TcpListener>,
     state: Arc<AppState>,
-    grace: Duration,
+    options: ServeOptions,
 }
 
 impl Server {
-    /// Binds the listeners.
+    /// Binds the listeners and builds the endpoint serving `loaded`.
     pub async fn bind(
-        endpoint: McpEndpoint,
-        listen: SocketAddr,
-        admin: Option<SocketAddr>,
-        grace: Duration,
+        loaded: Loaded,
+        http: HttpClient,
+        options: ServeOptions,
     ) -> std::io::Result<Self> {
+        let listen = options.listen;
         let listener = TcpListener::bind(listen).await.map_err(|e| {
             std::io::Error::new(e.kind(), format!("cannot listen on {listen}: {e}"))
         })?;
-        let admin = match admin {
+        let admin = match options.admin {
             Some(a) => Some(TcpListener::bind(a).await.map_err(|e| {
                 std::io::Error::new(e.kind(), format!("cannot listen on {a} (admin): {e}"))
             })?),
             None => None,
         };
+        let bound = listener.local_addr()?;
+        let (snapshot, inbound) = crate::reload::first_snapshot(&loaded, bound, &http);
+        let metrics = loaded.metrics.clone();
+        let endpoint = Arc::new(McpEndpoint::new(snapshot, http.clone(), metrics));
+        let reloader = Arc::new(Reloader::new(loaded, inbound, bound, http));
         let state = Arc::new(AppState {
             endpoint,
             ready: AtomicBool::new(true),
+            reloader,
         });
         Ok(Self {
             listener,
             admin,
             state,
-            grace,
+            options,
         })
     }
 
@@ -142,6 +275,37 @@ impl Server {
         self.admin.as_ref().and_then(|a| a.local_addr().ok())
     }
 
+    /// The state the listeners serve (endpoint, reloader).
+    pub fn state(&self) -> &Arc<AppState> {
+        &self.state
+    }
+
+    /// Reloads on SIGHUP and, with `watch`, whenever an input file changes (checked at that
+    /// interval). Call inside the runtime that will run the server.
+    pub fn spawn_reload_triggers(&self, watch: Option<Duration>) {
+        #[cfg(unix)]
+        {
+            let state = self.state.clone();
+            tokio::spawn(async move {
+                use tokio::signal::unix::{SignalKind, signal};
+                let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+                    tracing::warn!("cannot listen for SIGHUP: reload with POST /admin/reload");
+                    return;
+                };
+                while hangups.recv().await.is_some() {
+                    state.reloader.reload(&state.endpoint, "sighup").await;
+                }
+            });
+        }
+        if let Some(interval) = watch {
+            tokio::spawn(crate::reload::watch(
+                self.state.reloader.clone(),
+                self.state.endpoint.clone(),
+                interval,
+            ));
+        }
+    }
+
     /// Serves until `shutdown` resolves, then drains in-flight requests for up to the grace
     /// period.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
@@ -149,7 +313,7 @@ impl Server {
             listener,
             admin,
             state,
-            grace,
+            options,
         } = self;
         let graceful = GracefulShutdown::new();
         let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -163,46 +327,38 @@ impl Server {
             .timer(TokioTimer::new())
             .max_concurrent_streams(1024);
         let builder = Arc::new(builder);
-        if let Some(admin) = admin {
+        let admin_task = admin.map(|admin| {
             let builder = builder.clone();
             let state = state.clone();
             tokio::spawn(async move {
                 loop {
-                    let Ok((stream, _)) = admin.accept().await else {
-                        continue;
-                    };
+                    let (stream, _) = accept(&admin, "admin").await;
                     let builder = builder.clone();
                     let state = state.clone();
                     tokio::spawn(async move {
                         let service = service_fn(move |req| {
                             let state = state.clone();
-                            async move { Ok::<_, Infallible>(route_admin(&state, &req)) }
+                            async move { Ok::<_, Infallible>(route_admin(&state, req).await) }
                         });
                         let _ = builder
                             .serve_connection(TokioIo::new(stream), service)
                             .await;
                     });
                 }
-            });
-        }
+            })
+        });
+        let stack = mcp_stack(&state, options.max_concurrent_requests.max(1));
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
-                accepted = listener.accept() => {
-                    let (stream, peer) = match accepted {
-                        Ok(a) => a,
-                        Err(e) => {
-                            // Out of file descriptors and the like: back off instead of spinning.
-                            tracing::warn!(error = %e, "accept failed");
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                            continue;
-                        }
-                    };
+                (stream, peer) = accept(&listener, "mcp") => {
                     let _ = stream.set_nodelay(true);
                     let state = state.clone();
+                    let stack = stack.clone();
                     let service = service_fn(move |req| {
                         let state = state.clone();
-                        async move { Ok::<_, Infallible>(route(&state, req).await) }
+                        let stack = stack.clone();
+                        async move { Ok::<_, Infallible>(route(&state, &stack, req).await) }
                     });
                     let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
                     let connection = graceful.watch(connection.into_owned());
@@ -218,9 +374,15 @@ impl Server {
         state.ready.store(false, Ordering::Relaxed);
         drop(listener);
         tracing::info!("shutting down: draining in-flight requests");
+        // Long-lived notification streams end now, or no connection would ever drain.
+        state.endpoint.close_streams();
+        let grace = options.grace;
         tokio::select! {
             () = graceful.shutdown() => tracing::info!("all connections closed"),
             () = tokio::time::sleep(grace) => tracing::warn!(?grace, "grace period over; closing remaining connections"),
+        }
+        if let Some(task) = admin_task {
+            task.abort();
         }
     }
 }

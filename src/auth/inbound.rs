@@ -4,7 +4,6 @@
 //! protected-resource metadata, which is served here too, and per-tool scope checks.
 //! The verified [`Caller`] flows to the dispatcher; the token itself is never logged.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
@@ -13,9 +12,8 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
-use http_body_util::Full;
 use jsonwebtoken::{Algorithm, Validation};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -23,6 +21,7 @@ use serde_saphyr::Spanned;
 
 use super::jwks::{ACCEPTED_ALGORITHMS, KeySource, KeyStore};
 use crate::config::{ConfigError, parse_duration};
+use crate::mcp::jsonrpc::{ErrorKind, RpcError};
 use crate::metrics::Metrics;
 use crate::targets::http::HttpClient;
 
@@ -232,31 +231,6 @@ impl InboundConfig {
     }
 }
 
-/// The scopes each tool needs, by tool name: `targets[].operations.<op>.scopes` when
-/// given, else `targets[].scopes`. Tools absent here need none beyond `required_scopes`.
-#[derive(Debug, Default)]
-pub struct ToolScopes(HashMap<Arc<str>, Box<[String]>>);
-
-impl ToolScopes {
-    /// No tool needs a scope.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Records the scopes of `tool`, made from operation `op` of `target`.
-    pub fn add(&mut self, tool: &Arc<str>, target: &crate::config::TargetConfig, op: &str) {
-        let scopes = target
-            .operations
-            .get(op)
-            .and_then(|o| o.scopes.as_ref())
-            .unwrap_or(&target.scopes);
-        if !scopes.is_empty() {
-            self.0
-                .insert(tool.clone(), scopes.clone().into_boxed_slice());
-        }
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // The caller
 // ---------------------------------------------------------------------------------------
@@ -361,8 +335,6 @@ pub struct InboundAuth {
     rules: Vec<ClaimRule>,
     leeway: Duration,
     /// Required scopes per tool name (from `targets[].scopes` and `operations.<op>.scopes`).
-    tool_scopes: ToolScopes,
-    scopes_supported: Vec<String>,
     metrics: Arc<Metrics>,
 }
 
@@ -381,14 +353,8 @@ const DEFAULT_COOLDOWN: Duration = Duration::from_secs(30);
 
 impl InboundAuth {
     /// Builds the authenticator from a validated configuration and starts the background
-    /// key refresh (when called inside a Tokio runtime). `tool_scopes` gives each tool's
-    /// required scopes.
-    pub fn new(
-        config: &InboundConfig,
-        tool_scopes: ToolScopes,
-        http: HttpClient,
-        metrics: Arc<Metrics>,
-    ) -> Arc<Self> {
+    /// key refresh (when called inside a Tokio runtime).
+    pub fn new(config: &InboundConfig, http: HttpClient, metrics: Arc<Metrics>) -> Arc<Self> {
         let jwt = &config.jwt.value;
         let source = match (&jwt.discovery_url, &jwt.issuer, &jwt.jwks_uri) {
             (Some(d), _, _) => KeySource::Discovery(d.value.clone()),
@@ -415,14 +381,6 @@ impl InboundAuth {
             metrics.clone(),
         ));
         KeyStore::spawn_refresher(&keys, jwt.jwks_refresh.unwrap_or(DEFAULT_REFRESH));
-        let mut scopes_supported = jwt.required_scopes.clone();
-        for scopes in tool_scopes.0.values() {
-            for s in scopes.iter() {
-                if !scopes_supported.contains(s) {
-                    scopes_supported.push(s.clone());
-                }
-            }
-        }
         Arc::new(Self {
             metadata_url: metadata_url(&resource),
             resource,
@@ -431,8 +389,6 @@ impl InboundAuth {
             required_scopes: jwt.required_scopes.clone(),
             rules: jwt.claims.iter().map(|r| r.value.clone()).collect(),
             leeway: jwt.leeway.unwrap_or(DEFAULT_LEEWAY),
-            tool_scopes,
-            scopes_supported,
             keys,
             metrics,
         })
@@ -616,19 +572,6 @@ impl InboundAuth {
             token: token.into(),
         })
     }
-
-    /// The scopes `caller` lacks for `tool`, or `None` when it may call it.
-    pub fn missing_tool_scopes(&self, caller: Option<&Caller>, tool: &str) -> Option<&[String]> {
-        let required = self.tool_scopes.0.get(tool)?;
-        let ok = caller.is_some_and(|c| required.iter().all(|s| c.has_scope(s)));
-        (!ok).then_some(&required[..])
-    }
-
-    /// Whether any tool has its own scopes (then `tools/list` differs per caller).
-    pub fn has_tool_scopes(&self) -> bool {
-        !self.tool_scopes.0.is_empty()
-    }
-
     /// The `WWW-Authenticate` value of an `insufficient_scope` refusal for these scopes.
     pub fn insufficient_scope_challenge(&self, scopes: &[String]) -> HeaderValue {
         challenge(&[
@@ -640,7 +583,7 @@ impl InboundAuth {
 
     /// The HTTP response of a refusal: JSON-RPC error body, `WWW-Authenticate` per RFC 6750
     /// and the MCP authorization specification.
-    pub fn refusal(&self, error: &AuthError) -> Response<Full<Bytes>> {
+    pub fn refusal(&self, error: &AuthError) -> RpcError {
         let scope = self.required_scopes.join(" ");
         let mut params: Vec<(&str, &str)> = Vec::with_capacity(4);
         let (status, message): (StatusCode, String) = match error {
@@ -685,29 +628,20 @@ impl InboundAuth {
             params.push(("scope", &insufficient));
         }
         params.push(("resource_metadata", &self.metadata_url));
-        let body = crate::mcp::jsonrpc::error_response(
-            None,
-            &crate::mcp::jsonrpc::RpcError::new(
-                crate::mcp::jsonrpc::code::INVALID_REQUEST,
-                message,
-            ),
-        );
-        let mut response = Response::new(Full::new(Bytes::from(body)));
-        *response.status_mut() = status;
-        let headers = response.headers_mut();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            headers.insert(http::header::RETRY_AFTER, HeaderValue::from_static("5"));
-        } else {
-            headers.insert(WWW_AUTHENTICATE, challenge(&params));
-        }
-        response
+        let challenge =
+            (status != StatusCode::SERVICE_UNAVAILABLE).then(|| Box::new(challenge(&params)));
+        RpcError::new(ErrorKind::Unauthenticated { status, challenge }, message)
     }
 
     /// Serves the RFC 9728 protected-resource metadata at
-    /// `/.well-known/oauth-protected-resource` and its path-suffixed form; `None` for other
+    /// `/.well-known/oauth-protected-resource` and its path-suffixed form, listing the
+    /// required scopes and `tool_scopes` (those the tools' policies use); `None` for other
     /// paths.
-    pub fn metadata_response(&self, path: &str) -> Option<Response<Full<Bytes>>> {
+    pub fn metadata_response(
+        &self,
+        path: &str,
+        tool_scopes: &[String],
+    ) -> Option<crate::mcp::transport::HttpResponse> {
         let suffix = path.strip_prefix("/.well-known/oauth-protected-resource")?;
         let own = url::Url::parse(&self.resource)
             .map(|u| u.path().trim_end_matches('/').to_string())
@@ -720,10 +654,18 @@ impl InboundAuth {
             "authorization_servers": self.keys.issuer().into_iter().collect::<Vec<_>>(),
             "bearer_methods_supported": ["header"],
         });
-        if !self.scopes_supported.is_empty() {
-            doc["scopes_supported"] = serde_json::json!(self.scopes_supported);
+        let mut scopes_supported = self.required_scopes.clone();
+        for s in tool_scopes {
+            if !scopes_supported.contains(s) {
+                scopes_supported.push(s.clone());
+            }
         }
-        let mut response = Response::new(Full::new(Bytes::from(doc.to_string())));
+        if !scopes_supported.is_empty() {
+            doc["scopes_supported"] = serde_json::json!(scopes_supported);
+        }
+        let mut response = Response::new(crate::mcp::transport::ResponseBody::full(Bytes::from(
+            doc.to_string(),
+        )));
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(

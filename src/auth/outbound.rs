@@ -149,3 +149,49 @@ pub fn validate_credentials(
     }
     Ok(())
 }
+
+impl CredentialProvider {
+    /// The provider a target's `credentials:` section describes (validated by the config).
+    /// Secret files are read now, so a reload picks up a rotated secret.
+    pub fn from_config(
+        c: &crate::config::CredentialsConfig,
+        target: &str,
+        config_file: &std::path::Path,
+        metrics: &std::sync::Arc<crate::metrics::Metrics>,
+    ) -> Result<CredentialProvider, String> {
+        use std::sync::Arc;
+        if let Some(o) = &c.oauth2 {
+            let secret = o.secret(config_file)?;
+            let source = super::oauth2::ClientCredentials::new(target, o, secret, metrics.clone())?;
+            return Ok(CredentialProvider::OAuth2(Arc::new(source)));
+        }
+        if let Some(o) = &c.token_exchange {
+            let secret = o.secret(config_file)?;
+            let exchange = super::oauth2::TokenExchange::new(target, o, secret, metrics.clone())?;
+            return Ok(CredentialProvider::TokenExchange(Arc::new(exchange)));
+        }
+        if c.passthrough {
+            return Ok(CredentialProvider::Passthrough);
+        }
+        if let Some(token) = &c.bearer {
+            return CredentialProvider::bearer(token.expose()).map_err(|e| e.to_string());
+        }
+        if let Some(key) = &c.api_key {
+            return CredentialProvider::api_key(key.location, &key.name, key.value.expose())
+                .map_err(|e| e.to_string());
+        }
+        Err("credentials: no kind given".into())
+    }
+}
+
+impl crate::config::CredentialsConfig {
+    /// The files the credentials are read from (secret files), resolved.
+    pub fn files(&self, config_file: &std::path::Path) -> Vec<std::path::PathBuf> {
+        [&self.oauth2, &self.token_exchange]
+            .into_iter()
+            .flatten()
+            .filter_map(|o| o.client_secret_file.as_ref())
+            .map(|f| crate::config::Config::resolve(config_file, &f.value))
+            .collect()
+    }
+}

@@ -7,11 +7,13 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::jsonrpc::{self, RpcError};
-use super::{Call, LEGACY_VERSIONS, McpEndpoint};
+use super::{Call, LEGACY_VERSIONS};
 
-/// What the server offers: tools, plus empty prompt and resource lists (clients and the
-/// conformance suite probe them; answering with empty lists beats `-32601`).
-pub(super) const CAPABILITIES: &str = r#"{"tools":{"listChanged":false},"prompts":{"listChanged":false},"resources":{"subscribe":false,"listChanged":false}}"#;
+/// What the server offers: tools whose list changes on reload (notified on the
+/// handshake-era GET stream and on 2026-07-28 `subscriptions/listen` streams), plus empty
+/// prompt and resource lists (clients and the conformance suite probe them; answering with
+/// empty lists beats `-32601`).
+pub(super) const CAPABILITIES: &str = r#"{"tools":{"listChanged":true},"prompts":{"listChanged":false},"resources":{"subscribe":false,"listChanged":false}}"#;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -23,7 +25,6 @@ struct InitializeParams<'a> {
 /// Answers `initialize`: the requested revision when supported, else the newest handshake
 /// revision (the client then decides whether it can continue).
 pub(super) fn handle(
-    endpoint: &McpEndpoint,
     call: &Call<'_>,
     params: Option<&RawValue>,
     out: &mut Vec<u8>,
@@ -53,8 +54,8 @@ pub(super) fn handle(
     out.extend_from_slice(b",\"capabilities\":");
     out.extend_from_slice(CAPABILITIES.as_bytes());
     out.extend_from_slice(b",\"serverInfo\":");
-    out.extend_from_slice(endpoint.server_info().get().as_bytes());
-    if let Some(instructions) = &endpoint.settings().instructions {
+    out.extend_from_slice(call.snap.server_info().get().as_bytes());
+    if let Some(instructions) = &call.snap.settings().instructions {
         out.extend_from_slice(b",\"instructions\":");
         jsonrpc::write_json_str(out, instructions);
     }

@@ -57,37 +57,68 @@ pub fn valid_id(id: &RawValue) -> bool {
     s.starts_with('"') || s.starts_with(|c: char| c == '-' || c.is_ascii_digit())
 }
 
-/// A JSON-RPC error with the HTTP status it travels with.
+/// What went wrong, as far as the protocol is concerned. The kind alone decides the
+/// JSON-RPC code, the HTTP status and the headers of the response ([`RpcError::code`],
+/// [`RpcError::status`], [`RpcError::headers`]): every refusal of the gateway, from the
+/// transport checks to inbound authentication to `tools/call`, is mapped here.
+#[derive(Debug, Clone)]
+pub enum ErrorKind {
+    /// The body is not JSON (-32700, HTTP 400).
+    Parse,
+    /// Not a JSON-RPC request: a batch, a wrong `jsonrpc`, no method, a bad id (-32600, 400).
+    InvalidRequest,
+    /// Params a method cannot use: unknown tool, bad cursor (-32602, HTTP 200).
+    InvalidParams,
+    /// Params that are not an object, or a missing or malformed 2026-07-28 `_meta`
+    /// (-32602, HTTP 400).
+    MalformedParams,
+    /// An unknown method (-32601; HTTP 404 in 2026-07-28, 200 in the handshake revisions).
+    MethodNotFound(super::Era),
+    /// Routing headers that do not match the body (-32020, 400).
+    HeaderMismatch,
+    /// A protocol revision this server does not speak (-32022, 400).
+    UnsupportedVersion,
+    /// An HTTP-level refusal before any message is read: Origin/Host (403), media types
+    /// (415, 406), size (413), a slow body (408), an unreadable body (400) (-32600).
+    Refused(http::StatusCode),
+    /// An HTTP method the endpoint does not serve (405 with `Allow`).
+    MethodNotAllowed(&'static str),
+    /// Inbound authentication refused the request: 401 or 403 with a `WWW-Authenticate`
+    /// challenge, or 503 with `Retry-After` when the keys cannot be fetched (-32600).
+    Unauthenticated {
+        /// HTTP status.
+        status: http::StatusCode,
+        /// The `WWW-Authenticate` value, when there is one.
+        challenge: Option<Box<http::HeaderValue>>,
+    },
+    /// The caller's token lacks a tool's scopes (-32600, 403 with an `insufficient_scope`
+    /// challenge).
+    InsufficientScope(Box<http::HeaderValue>),
+    /// The gateway is at its concurrency limit (-32603, 503 with `Retry-After`).
+    Overloaded,
+    /// A request the gateway cannot serve for a reason of its own (-32603, 500).
+    Internal,
+}
+
+/// A JSON-RPC error: its kind, message and optional data.
 #[derive(Debug, Clone)]
 pub struct RpcError {
-    /// JSON-RPC error code.
-    pub code: i32,
+    /// What went wrong (decides code, status and headers).
+    pub kind: ErrorKind,
     /// Human-readable message.
     pub message: Cow<'static, str>,
     /// Optional structured data.
     pub data: Option<serde_json::Value>,
-    /// HTTP status of the response carrying it.
-    pub status: http::StatusCode,
-    /// A `WWW-Authenticate` challenge to send with it (403 `insufficient_scope`).
-    pub challenge: Option<Box<http::HeaderValue>>,
 }
 
 impl RpcError {
-    /// An error sent with HTTP 200 (method-level failures).
-    pub fn new(code: i32, message: impl Into<Cow<'static, str>>) -> Self {
+    /// An error of `kind`.
+    pub fn new(kind: ErrorKind, message: impl Into<Cow<'static, str>>) -> Self {
         Self {
-            code,
+            kind,
             message: message.into(),
             data: None,
-            status: http::StatusCode::OK,
-            challenge: None,
         }
-    }
-
-    /// The same error with another HTTP status.
-    pub fn with_status(mut self, status: http::StatusCode) -> Self {
-        self.status = status;
-        self
     }
 
     /// The same error with data.
@@ -98,12 +129,71 @@ impl RpcError {
 
     /// Invalid params (HTTP 200).
     pub fn invalid_params(message: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(code::INVALID_PARAMS, message)
+        Self::new(ErrorKind::InvalidParams, message)
     }
 
     /// A `HeaderMismatch` (HTTP 400).
     pub fn header_mismatch(message: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(code::HEADER_MISMATCH, message).with_status(http::StatusCode::BAD_REQUEST)
+        Self::new(ErrorKind::HeaderMismatch, message)
+    }
+
+    /// The JSON-RPC error code.
+    pub fn code(&self) -> i32 {
+        match self.kind {
+            ErrorKind::Parse => code::PARSE_ERROR,
+            ErrorKind::InvalidParams | ErrorKind::MalformedParams => code::INVALID_PARAMS,
+            ErrorKind::MethodNotFound(_) => code::METHOD_NOT_FOUND,
+            ErrorKind::HeaderMismatch => code::HEADER_MISMATCH,
+            ErrorKind::UnsupportedVersion => code::UNSUPPORTED_PROTOCOL_VERSION,
+            ErrorKind::Overloaded | ErrorKind::Internal => code::INTERNAL_ERROR,
+            ErrorKind::InvalidRequest
+            | ErrorKind::Refused(_)
+            | ErrorKind::MethodNotAllowed(_)
+            | ErrorKind::Unauthenticated { .. }
+            | ErrorKind::InsufficientScope(_) => code::INVALID_REQUEST,
+        }
+    }
+
+    /// The HTTP status of the response carrying it.
+    pub fn status(&self) -> http::StatusCode {
+        use http::StatusCode as S;
+        match &self.kind {
+            ErrorKind::InvalidParams | ErrorKind::MethodNotFound(super::Era::Legacy) => S::OK,
+            ErrorKind::MethodNotFound(super::Era::Modern) => S::NOT_FOUND,
+            ErrorKind::Parse
+            | ErrorKind::InvalidRequest
+            | ErrorKind::MalformedParams
+            | ErrorKind::HeaderMismatch
+            | ErrorKind::UnsupportedVersion => S::BAD_REQUEST,
+            ErrorKind::Refused(status) | ErrorKind::Unauthenticated { status, .. } => *status,
+            ErrorKind::MethodNotAllowed(_) => S::METHOD_NOT_ALLOWED,
+            ErrorKind::InsufficientScope(_) => S::FORBIDDEN,
+            ErrorKind::Overloaded => S::SERVICE_UNAVAILABLE,
+            ErrorKind::Internal => S::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Headers the response carries besides its content type.
+    pub fn headers(&self) -> Option<(http::HeaderName, http::HeaderValue)> {
+        use http::header;
+        match &self.kind {
+            ErrorKind::MethodNotAllowed(allow) => {
+                Some((header::ALLOW, http::HeaderValue::from_static(allow)))
+            }
+            ErrorKind::Unauthenticated {
+                challenge: Some(c), ..
+            } => Some((header::WWW_AUTHENTICATE, (**c).clone())),
+            ErrorKind::InsufficientScope(c) => Some((header::WWW_AUTHENTICATE, (**c).clone())),
+            ErrorKind::Unauthenticated { status, .. }
+                if *status == http::StatusCode::SERVICE_UNAVAILABLE =>
+            {
+                Some((header::RETRY_AFTER, http::HeaderValue::from_static("5")))
+            }
+            ErrorKind::Overloaded => {
+                Some((header::RETRY_AFTER, http::HeaderValue::from_static("1")))
+            }
+            _ => None,
+        }
     }
 }
 
@@ -137,7 +227,7 @@ pub fn error_response(id: Option<&RawValue>, error: &RpcError) -> Vec<u8> {
     out.extend_from_slice(id.map_or("null", |id| id.get()).as_bytes());
     out.extend_from_slice(b",\"error\":");
     let body = ErrorBody {
-        code: error.code,
+        code: error.code(),
         message: &error.message,
         data: error.data.as_ref(),
     };

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::jsonrpc::{self, RpcError};
-use super::{Call, Era, McpEndpoint, write_result_type};
+use super::{Call, Era, Snapshot, write_result_type};
 
 #[derive(Deserialize, Default)]
 pub(super) struct ListParams<'a> {
@@ -23,14 +23,14 @@ pub(super) fn parse_params(params: Option<&RawValue>) -> Result<ListParams<'_>, 
 }
 
 /// Writes `,"ttlMs":N,"cacheScope":"public"` (modern era only, where they are required).
-pub(super) fn write_cache_hints(out: &mut Vec<u8>, endpoint: &McpEndpoint) {
-    write_scoped_cache_hints(out, endpoint, false);
+pub(super) fn write_cache_hints(out: &mut Vec<u8>, snap: &Snapshot) {
+    write_scoped_cache_hints(out, snap, false);
 }
 
 /// The same, with `"cacheScope":"private"` when the answer depends on the caller.
-pub(super) fn write_scoped_cache_hints(out: &mut Vec<u8>, endpoint: &McpEndpoint, private: bool) {
+pub(super) fn write_scoped_cache_hints(out: &mut Vec<u8>, snap: &Snapshot, private: bool) {
     out.extend_from_slice(b",\"ttlMs\":");
-    out.extend_from_slice(endpoint.settings().list_ttl_ms.to_string().as_bytes());
+    out.extend_from_slice(snap.settings().list_ttl_ms.to_string().as_bytes());
     out.extend_from_slice(if private {
         b",\"cacheScope\":\"private\""
     } else {
@@ -40,7 +40,6 @@ pub(super) fn write_scoped_cache_hints(out: &mut Vec<u8>, endpoint: &McpEndpoint
 
 /// Answers an empty list.
 pub(super) fn empty(
-    endpoint: &McpEndpoint,
     call: &Call<'_>,
     method: &str,
     params: Option<&RawValue>,
@@ -64,7 +63,7 @@ pub(super) fn empty(
     out.extend_from_slice(key);
     out.extend_from_slice(b"\":[]");
     if call.era == Era::Modern {
-        write_cache_hints(out, endpoint);
+        write_cache_hints(out, call.snap);
     }
     out.push(b'}');
     jsonrpc::end_result(out);

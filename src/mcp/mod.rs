@@ -3,20 +3,24 @@
 //! revisions 2025-11-25, 2025-06-18 and 2025-03-26 (`initialize`). No session state is kept,
 //! so any replica answers any request.
 //!
-//! The HTTP checks (method, media types, Origin/Host, size) live in [`transport`]; each MCP
-//! method has its own file and the dispatcher below is one `match`.
+//! What a request is served from (catalog and settings) is one immutable [`Snapshot`],
+//! swapped whole by a reload; a request keeps the snapshot it started with. The HTTP checks
+//! (method, media types, Origin/Host, size) live in [`transport`], notification streams in
+//! `stream`; each MCP method has its own file and the dispatcher below is one `match`.
 
 mod discover;
 mod initialize;
 pub mod jsonrpc;
 mod lists;
+mod stream;
 mod tools_call;
 mod tools_list;
 pub mod transport;
 
 use std::sync::Arc;
 
-use http::{HeaderMap, StatusCode};
+use arc_swap::ArcSwap;
+use http::HeaderMap;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -24,7 +28,7 @@ use crate::catalog::Catalog;
 use crate::metrics::Metrics;
 use crate::targets::http::HttpClient;
 use crate::telemetry::SpanGuard;
-use jsonrpc::{RpcError, code};
+use jsonrpc::{ErrorKind, RpcError};
 
 /// The stateless revision.
 pub const MODERN_VERSION: &str = "2026-07-28";
@@ -49,7 +53,7 @@ pub enum Era {
     Legacy,
 }
 
-/// Settings of the endpoint, derived from `gateway.yaml` once.
+/// Settings of the endpoint, derived from `gateway.yaml` at each (re)load.
 #[derive(Debug, Clone)]
 pub struct EndpointSettings {
     /// `serverInfo.name`.
@@ -68,24 +72,66 @@ pub struct EndpointSettings {
     pub inbound: Option<Arc<crate::auth::inbound::InboundAuth>>,
 }
 
-/// The `/mcp` endpoint: catalog, upstream client and settings.
-pub struct McpEndpoint {
+/// Everything one request is served from: the catalog and the settings of one load,
+/// immutable. A reload builds a new one and swaps it in; requests in flight finish on the
+/// one they started with.
+pub struct Snapshot {
     catalog: Arc<Catalog>,
-    http: HttpClient,
     settings: EndpointSettings,
     /// `serverInfo` object, serialized once.
     server_info: Box<RawValue>,
+}
+
+impl Snapshot {
+    /// A snapshot of `catalog` with `settings`.
+    pub fn new(catalog: Arc<Catalog>, settings: EndpointSettings) -> Self {
+        let server_info = serde_json::value::to_raw_value(&serde_json::json!({
+            "name": settings.server_name,
+            "title": settings.server_name,
+            "version": crate::VERSION,
+        }))
+        .expect("server info serializes");
+        Self {
+            catalog,
+            settings,
+            server_info,
+        }
+    }
+
+    /// The catalog.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &EndpointSettings {
+        &self.settings
+    }
+
+    fn server_info(&self) -> &RawValue {
+        &self.server_info
+    }
+}
+
+/// The `/mcp` endpoint: the live snapshot, the upstream client, the metrics and the
+/// notification streams.
+pub struct McpEndpoint {
+    live: ArcSwap<Snapshot>,
+    http: HttpClient,
     metrics: Arc<Metrics>,
+    streams: stream::Streams,
 }
 
 /// What the endpoint answers to one POST.
 pub enum Reply {
-    /// A JSON-RPC response body with its HTTP status.
-    Json(StatusCode, Vec<u8>),
+    /// A JSON-RPC result (HTTP 200).
+    Json(Vec<u8>),
+    /// A JSON-RPC error response, sent with its kind's status and headers.
+    Error(Vec<u8>, RpcError),
     /// 202 Accepted with no body (notifications and client responses).
     Accepted,
-    /// A JSON-RPC error refused for lack of scopes: 403 with this `WWW-Authenticate`.
-    Challenge(StatusCode, Vec<u8>, http::HeaderValue),
+    /// A notification stream (`subscriptions/listen`), as SSE chunks.
+    Stream(tokio::sync::mpsc::Receiver<bytes::Bytes>),
 }
 
 /// What every request carries in `params._meta` (2026-07-28).
@@ -105,8 +151,10 @@ struct Meta<'a> {
     traceparent: Option<std::borrow::Cow<'a, str>>,
 }
 
-/// A request being served: its id, era and headers.
+/// A request being served: its id, era and headers, and the snapshot it is served from.
 pub struct Call<'a> {
+    /// The catalog and settings of this request.
+    pub snap: &'a Snapshot,
     /// The request id, echoed in the response.
     pub id: &'a RawValue,
     /// The era it is served in.
@@ -120,31 +168,38 @@ pub struct Call<'a> {
 }
 
 impl McpEndpoint {
-    /// Builds the endpoint.
-    pub fn new(
-        catalog: Arc<Catalog>,
-        http: HttpClient,
-        settings: EndpointSettings,
-        metrics: Arc<Metrics>,
-    ) -> Self {
-        let server_info = serde_json::value::to_raw_value(&serde_json::json!({
-            "name": settings.server_name,
-            "title": settings.server_name,
-            "version": crate::VERSION,
-        }))
-        .expect("server info serializes");
+    /// Builds the endpoint, serving `snapshot` until the first [`McpEndpoint::swap`].
+    pub fn new(snapshot: Snapshot, http: HttpClient, metrics: Arc<Metrics>) -> Self {
+        metrics.catalog_tools.set(snapshot.catalog.len() as i64);
+        let streams = stream::Streams::new(snapshot.catalog.generation(), metrics.clone());
         Self {
+            live: ArcSwap::from_pointee(snapshot),
             metrics,
-            catalog,
             http,
-            settings,
-            server_info,
+            streams,
         }
     }
 
-    /// The catalog served.
-    pub fn catalog(&self) -> &Catalog {
-        &self.catalog
+    /// The snapshot current now.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.live.load_full()
+    }
+
+    /// Serves `next` from now on (requests in flight keep theirs) and tells the open
+    /// notification streams when the tool list changed. Returns the previous snapshot.
+    pub fn swap(&self, next: Snapshot) -> Arc<Snapshot> {
+        let generation = next.catalog.generation();
+        self.metrics.catalog_tools.set(next.catalog.len() as i64);
+        let previous = self.live.swap(Arc::new(next));
+        if previous.catalog.generation() != generation {
+            self.streams.tools_changed(generation);
+        }
+        previous
+    }
+
+    /// Ends every notification stream (at shutdown), so that connections can drain.
+    pub fn close_streams(&self) {
+        self.streams.close();
     }
 
     /// The metrics registry.
@@ -152,19 +207,17 @@ impl McpEndpoint {
         &self.metrics
     }
 
-    /// The endpoint settings.
-    pub fn settings(&self) -> &EndpointSettings {
-        &self.settings
-    }
-
-    /// Handles one JSON-RPC message (the body of a POST) from an anonymous caller.
+    /// Handles one JSON-RPC message (the body of a POST) from an anonymous caller, on the
+    /// current snapshot.
     pub async fn handle_message(&self, body: &[u8], headers: &HeaderMap) -> Reply {
-        self.handle_message_as(body, headers, None).await
+        self.handle(&self.snapshot(), body, headers, None).await
     }
 
-    /// Handles one JSON-RPC message on behalf of `caller` (verified by inbound auth).
-    pub async fn handle_message_as(
+    /// Handles one JSON-RPC message on behalf of `caller` (verified by inbound auth), on
+    /// `snap`.
+    pub async fn handle(
         &self,
+        snap: &Snapshot,
         body: &[u8],
         headers: &HeaderMap,
         caller: Option<&crate::auth::Caller>,
@@ -175,32 +228,26 @@ impl McpEndpoint {
                 let trimmed = body.iter().find(|b| !b.is_ascii_whitespace());
                 let error = if trimmed == Some(&b'[') {
                     RpcError::new(
-                        code::INVALID_REQUEST,
+                        ErrorKind::InvalidRequest,
                         "batch requests are not supported: send one JSON-RPC message per POST",
                     )
                 } else if e.is_data() {
                     RpcError::new(
-                        code::INVALID_REQUEST,
+                        ErrorKind::InvalidRequest,
                         format!("not a JSON-RPC message: {e}"),
                     )
                 } else {
-                    RpcError::new(code::PARSE_ERROR, format!("parse error: {e}"))
+                    RpcError::new(ErrorKind::Parse, format!("parse error: {e}"))
                 };
-                return Reply::Json(
-                    StatusCode::BAD_REQUEST,
-                    jsonrpc::error_response(None, &error),
-                );
+                return error_reply(None, error);
             }
         };
         if message.jsonrpc.as_deref() != Some("2.0") {
             let error = RpcError::new(
-                code::INVALID_REQUEST,
+                ErrorKind::InvalidRequest,
                 "invalid request: `jsonrpc` must be \"2.0\"",
             );
-            return Reply::Json(
-                StatusCode::BAD_REQUEST,
-                jsonrpc::error_response(message.id, &error),
-            );
+            return error_reply(message.id, error);
         }
         let Some(method) = message.method.as_deref() else {
             if message.id.is_some() && (message.result.is_some() || message.error.is_some()) {
@@ -208,13 +255,10 @@ impl McpEndpoint {
                 return Reply::Accepted;
             }
             let error = RpcError::new(
-                code::INVALID_REQUEST,
+                ErrorKind::InvalidRequest,
                 "invalid request: `method` is missing",
             );
-            return Reply::Json(
-                StatusCode::BAD_REQUEST,
-                jsonrpc::error_response(message.id, &error),
-            );
+            return error_reply(message.id, error);
         };
         let Some(id) = message.id else {
             // Notifications (`notifications/initialized`, `notifications/cancelled`...) need
@@ -223,26 +267,18 @@ impl McpEndpoint {
         };
         if !jsonrpc::valid_id(id) {
             let error = RpcError::new(
-                code::INVALID_REQUEST,
+                ErrorKind::InvalidRequest,
                 "invalid request: `id` must be a string or an integer",
             );
-            return Reply::Json(
-                StatusCode::BAD_REQUEST,
-                jsonrpc::error_response(None, &error),
-            );
+            return error_reply(None, error);
         }
         if message.params.is_some_and(|p| !p.get().starts_with('{')) {
-            let error = RpcError::invalid_params("`params` must be an object");
-            return Reply::Json(
-                StatusCode::BAD_REQUEST,
-                jsonrpc::error_response(Some(id), &error),
-            );
+            let error = RpcError::new(ErrorKind::MalformedParams, "`params` must be an object");
+            return error_reply(Some(id), error);
         }
         let era = match self.era_of(method, message.params, headers) {
             Ok(era) => era,
-            Err(error) => {
-                return Reply::Json(error.status, jsonrpc::error_response(Some(id), &error));
-            }
+            Err(error) => return error_reply(Some(id), error),
         };
         self.metrics
             .mcp_request(method, revision_label(era, headers));
@@ -252,6 +288,7 @@ impl McpEndpoint {
             SpanGuard::none()
         };
         let call = Call {
+            snap,
             id,
             era,
             headers,
@@ -261,10 +298,10 @@ impl McpEndpoint {
         let mut out = Vec::with_capacity(256);
         let result = match method {
             "tools/call" => tools_call::handle(self, &call, message.params, &mut out).await,
-            "tools/list" => tools_list::handle(self, &call, message.params, &mut out),
-            "server/discover" => discover::handle(self, &call, &mut out),
+            "tools/list" => tools_list::handle(&call, message.params, &mut out),
+            "server/discover" => discover::handle(&call, &mut out),
             "initialize" if era == Era::Legacy => {
-                initialize::handle(self, &call, message.params, &mut out)
+                initialize::handle(&call, message.params, &mut out)
             }
             "ping" if era == Era::Legacy => {
                 jsonrpc::begin_result(&mut out, id);
@@ -272,30 +309,24 @@ impl McpEndpoint {
                 jsonrpc::end_result(&mut out);
                 Ok(())
             }
+            "subscriptions/listen" if era == Era::Modern => {
+                return match stream::listen(self, &call, message.params) {
+                    Ok(chunks) => Reply::Stream(chunks),
+                    Err(error) => error_reply(Some(id), error),
+                };
+            }
             "prompts/list" | "resources/list" | "resources/templates/list" => {
-                lists::empty(self, &call, method, message.params, &mut out)
+                lists::empty(&call, method, message.params, &mut out)
             }
             "resources/read" => lists::read(message.params),
-            _ => {
-                let error = RpcError::new(
-                    code::METHOD_NOT_FOUND,
-                    format!("method not found: {method}"),
-                );
-                Err(match era {
-                    Era::Modern => error.with_status(StatusCode::NOT_FOUND),
-                    Era::Legacy => error,
-                })
-            }
+            _ => Err(RpcError::new(
+                ErrorKind::MethodNotFound(era),
+                format!("method not found: {method}"),
+            )),
         };
         match result {
-            Ok(()) => Reply::Json(StatusCode::OK, out),
-            Err(error) => {
-                let body = jsonrpc::error_response(Some(id), &error);
-                match error.challenge {
-                    Some(challenge) => Reply::Challenge(error.status, body, *challenge),
-                    None => Reply::Json(error.status, body),
-                }
-            }
+            Ok(()) => Reply::Json(out),
+            Err(error) => error_reply(Some(id), error),
         }
     }
 
@@ -310,8 +341,7 @@ impl McpEndpoint {
         let header_version = header_str(headers, "mcp-protocol-version");
         let envelope: MetaEnvelope = match params {
             Some(p) => serde_json::from_str(p.get()).map_err(|e| {
-                RpcError::invalid_params(format!("invalid `_meta`: {e}"))
-                    .with_status(StatusCode::BAD_REQUEST)
+                RpcError::new(ErrorKind::MalformedParams, format!("invalid `_meta`: {e}"))
             })?,
             None => MetaEnvelope::default(),
         };
@@ -334,8 +364,7 @@ impl McpEndpoint {
                 Some(v) => Err(unsupported_version(v)),
             };
         }
-        let bad_request =
-            |m: String| RpcError::invalid_params(m).with_status(StatusCode::BAD_REQUEST);
+        let bad_request = |m: String| RpcError::new(ErrorKind::MalformedParams, m);
         let Some(meta) = envelope.meta else {
             return Err(bad_request(format!(
                 "params._meta is required in protocol {MODERN_VERSION}: it carries \"{META_PROTOCOL_VERSION}\" and \"io.modelcontextprotocol/clientCapabilities\""
@@ -385,10 +414,11 @@ impl McpEndpoint {
         }
         Ok(Era::Modern)
     }
+}
 
-    fn server_info(&self) -> &RawValue {
-        &self.server_info
-    }
+/// The reply carrying `error` for the request `id`.
+fn error_reply(id: Option<&RawValue>, error: RpcError) -> Reply {
+    Reply::Error(jsonrpc::error_response(id, &error), error)
 }
 
 /// The server span of one request, child of the caller's trace context: the
@@ -433,15 +463,14 @@ fn revision_label(era: Era, headers: &HeaderMap) -> &'static str {
 }
 
 /// `UnsupportedProtocolVersion` (HTTP 400) listing what is supported.
-fn unsupported_version(requested: &str) -> RpcError {
+pub(crate) fn unsupported_version(requested: &str) -> RpcError {
     RpcError::new(
-        code::UNSUPPORTED_PROTOCOL_VERSION,
+        ErrorKind::UnsupportedVersion,
         format!(
             "Unsupported protocol version '{requested}': this server supports {}",
             SUPPORTED_VERSIONS.join(", ")
         ),
     )
-    .with_status(StatusCode::BAD_REQUEST)
     .with_data(serde_json::json!({ "supported": SUPPORTED_VERSIONS, "requested": requested }))
 }
 
@@ -455,16 +484,7 @@ pub fn write_tool_answer(
     tool: &crate::catalog::Tool,
     answer: &crate::targets::UpstreamAnswer,
 ) {
-    let headers = HeaderMap::new();
-    let span = SpanGuard::none();
-    let call = Call {
-        id,
-        era,
-        headers: &headers,
-        span: &span,
-        caller: None,
-    };
-    tools_call::write_answer(out, &call, tool, answer);
+    tools_call::write_answer(out, id, era, tool, answer);
 }
 
 /// A header's value with optional whitespace trimmed, if present and visible ASCII.

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use super::jsonrpc::{self, RpcError};
+use super::jsonrpc::{self, ErrorKind, RpcError};
 use super::{Call, Era, McpEndpoint, header_str, write_result_type};
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,9 +19,9 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use crate::cache::{CacheKey, CacheScope, CachedAnswer};
-use crate::catalog::{OutputMapping, Tool, ToolBinding};
+use crate::catalog::{OutputMapping, Tool};
 use crate::metrics::Outcome;
-use crate::targets::{CacheDirectives, UpstreamAnswer, UpstreamError};
+use crate::targets::{CacheDirectives, CallContext, UpstreamAnswer};
 
 #[derive(Deserialize)]
 struct CallParams<'a> {
@@ -52,7 +52,7 @@ pub(super) async fn handle(
     if call.era == Era::Modern {
         check_name_header(call, &params.name)?;
     }
-    let Some(tool) = endpoint.catalog().get(&params.name) else {
+    let Some(tool) = call.snap.catalog().get(&params.name) else {
         return Err(
             RpcError::invalid_params(format!("Unknown tool: {}", params.name))
                 .with_data(serde_json::json!({ "name": params.name })),
@@ -62,10 +62,8 @@ pub(super) async fn handle(
         call.span.set("tool.name", tool.name.to_string());
         call.span.set("gen_ai.tool.name", tool.name.to_string());
     }
-    if let Some(auth) = endpoint.settings().inbound.as_deref()
-        && let Some(needed) = auth.missing_tool_scopes(call.caller, &tool.name)
-    {
-        return Err(deny(auth, call, tool, needed));
+    if let Some(needed) = tool.policy.missing(call.caller) {
+        return Err(deny(call, tool, needed));
     }
     let started = Instant::now();
     let metrics = &tool.metrics;
@@ -76,7 +74,7 @@ pub(super) async fn handle(
     };
     if !tool.validator.is_valid(&arguments) || !arguments.is_object() {
         let fragment = error_fragment(&validation_report(tool, &arguments));
-        write_result(out, call, &fragment);
+        write_result(out, call.id, call.era, &fragment);
         finish(
             call,
             tool,
@@ -119,23 +117,15 @@ pub(super) async fn handle(
             }
         }
     };
-    write_result(out, call, &rendered.fragment);
+    write_result(out, call.id, call.era, &rendered.fragment);
     finish(call, tool, &rendered, cache_use, started);
     Ok(())
 }
 
-/// Refuses a call for lack of scopes: 403 with an `insufficient_scope` challenge (MCP
-/// authorization, "Runtime Insufficient Scope Errors"), counted and logged.
-fn deny(
-    auth: &crate::auth::inbound::InboundAuth,
-    call: &Call<'_>,
-    tool: &Tool,
-    needed: &[String],
-) -> RpcError {
+/// Refuses a call the tool's policy does not allow: 403 with an `insufficient_scope`
+/// challenge (MCP authorization, "Runtime Insufficient Scope Errors"), counted and logged.
+fn deny(call: &Call<'_>, tool: &Tool, needed: &[String]) -> RpcError {
     tool.metrics.outcome(Outcome::Denied);
-    auth.count_failure(&crate::auth::inbound::AuthError::InsufficientScope(
-        needed.to_vec(),
-    ));
     tracing::info!(
         target: "toolgate::call",
         id = call.id.get(),
@@ -145,20 +135,27 @@ fn deny(
         outcome = Outcome::Denied.as_str(),
         "tool call"
     );
-    let mut error = RpcError::new(
-        super::jsonrpc::code::INVALID_REQUEST,
-        format!(
-            "insufficient scope: tool {} needs the scopes `{}`",
-            tool.name,
-            needed.join(" ")
-        ),
-    )
-    .with_status(http::StatusCode::FORBIDDEN);
-    error.challenge = Some(Box::new(auth.insufficient_scope_challenge(needed)));
-    error
+    let message = format!(
+        "insufficient scope: tool {} needs the scopes `{}`",
+        tool.name,
+        needed.join(" ")
+    );
+    match call.snap.settings().inbound.as_deref() {
+        Some(auth) => {
+            auth.count_failure(&crate::auth::inbound::AuthError::InsufficientScope(
+                needed.to_vec(),
+            ));
+            let challenge = auth.insufficient_scope_challenge(needed);
+            RpcError::new(ErrorKind::InsufficientScope(Box::new(challenge)), message)
+        }
+        // Scopes need inbound authentication (checked by the config); without it nobody
+        // holds any.
+        None => RpcError::new(ErrorKind::Refused(http::StatusCode::FORBIDDEN), message),
+    }
 }
 
-/// Calls the tool's upstream and renders the result content.
+/// Calls the tool's upstream through its binding and renders the result content; the
+/// upstream's time and status are counted here, the same for every target kind.
 async fn execute(
     endpoint: &McpEndpoint,
     call: &Call<'_>,
@@ -171,110 +168,37 @@ async fn execute(
             Outcome::InvalidArguments,
         );
     };
-    match &tool.binding {
-        ToolBinding::Http { target, operation } => {
-            let span = call.span.client("upstream");
-            let headers = if crate::telemetry::enabled() {
-                span.set("tool.name", tool.name.to_string());
-                span.set("http.request.method", operation.method.to_string());
-                span.set("url.template", operation.template());
-                span.propagation_headers()
-            } else {
-                Vec::new()
-            };
-            let sent = Instant::now();
-            let result = endpoint
-                .http
-                .call_as(target, operation, arguments, call.caller, &headers)
-                .await;
-            let upstream = sent.elapsed();
-            match &result {
-                Ok(a) => span.set("http.response.status_code", i64::from(a.status)),
-                Err(e) => {
-                    if let UpstreamError::Status { status, .. } = e {
-                        span.set("http.response.status_code", i64::from(*status));
-                    }
-                    span.error(e.to_string());
-                }
+    let ctx = CallContext {
+        request_id: call.id,
+        tool: &tool.name,
+        session_id: header_str(call.headers, "mcp-session-id"),
+        caller: call.caller,
+        span: call.span,
+        http: &endpoint.http,
+        wraps: tool.output.wrap.is_some(),
+    };
+    let sent = Instant::now();
+    let result = tool.binding.execute(&ctx, arguments).await;
+    let upstream = sent.elapsed();
+    tool.metrics
+        .upstream_duration
+        .observe(upstream.as_secs_f64());
+    let mut rendered = match result {
+        Ok(answer) => rendered_answer(tool, &answer),
+        Err(failure) => {
+            if let Some(status) = failure.status {
+                tool.metrics.status(status);
             }
-            drop(span);
-            tool.metrics
-                .upstream_duration
-                .observe(upstream.as_secs_f64());
-            let mut rendered = match result {
-                Ok(answer) => rendered_answer(tool, &answer),
-                Err(error) => {
-                    tracing::debug!(tool = %tool.name, %error, "tool call failed upstream");
-                    let outcome = match &error {
-                        UpstreamError::Status { status, .. } => {
-                            tool.metrics.status(*status);
-                            if (400..500).contains(status) {
-                                Outcome::ToolError
-                            } else {
-                                Outcome::UpstreamError
-                            }
-                        }
-                        UpstreamError::Timeout(_) => Outcome::Timeout,
-                        UpstreamError::Transport(_) => Outcome::UpstreamError,
-                        UpstreamError::Request(_) => Outcome::InvalidArguments,
-                        UpstreamError::Credentials(_) => Outcome::UpstreamError,
-                    };
-                    let mut r = Rendered::new(
-                        error_fragment(&format!("Tool {} failed: {error}", tool.name)),
-                        outcome,
-                    );
-                    if let UpstreamError::Status { status, .. } = &error {
-                        r.status = Some(*status);
-                    }
-                    r
-                }
-            };
-            rendered.upstream = Some(upstream);
-            rendered
-        }
-        ToolBinding::Lambda {
-            target,
-            tool: local,
-        } => {
-            let mut ids = crate::targets::lambda::CallIds::new(
-                call.id.get(),
-                header_str(call.headers, "mcp-session-id"),
+            let mut r = Rendered::new(
+                error_fragment(&format!("Tool {} failed: {}", tool.name, failure.message)),
+                failure.outcome,
             );
-            let span = call.span.client("lambda invoke");
-            if crate::telemetry::enabled() {
-                span.set("tool.name", tool.name.to_string());
-                span.set("faas.invoked_provider", "aws");
-                span.set("faas.invoked_name", target.name.to_string());
-                ids.traceparent = span.traceparent();
-            }
-            let sent = Instant::now();
-            let wraps = tool.output.wrap.is_some();
-            let result = target.invoke(local, &ids, arguments, wraps).await;
-            let upstream = sent.elapsed();
-            tool.metrics
-                .upstream_duration
-                .observe(upstream.as_secs_f64());
-            let mut rendered = match result {
-                Ok(answer) => rendered_answer(tool, &answer),
-                Err(error) => {
-                    span.error(error.to_string());
-                    tracing::debug!(tool = %tool.name, %error, "Lambda tool call failed");
-                    let mut r = Rendered::new(
-                        error_fragment(&format!("Tool {} failed: {error}", tool.name)),
-                        error.outcome(),
-                    );
-                    r.status = error.status();
-                    if let Some(status) = r.status {
-                        tool.metrics.status(status);
-                    }
-                    r
-                }
-            };
-            drop(span);
-            rendered.upstream = Some(upstream);
-            rendered
+            r.status = failure.status;
+            r
         }
-    }
+    };
+    rendered.upstream = Some(upstream);
+    rendered
 }
 
 /// Counts a successful upstream answer in the tool's metrics and renders it, keeping what
@@ -382,11 +306,11 @@ fn finish(call: &Call<'_>, tool: &Tool, rendered: &Rendered, cache: CacheUse, st
 }
 
 /// Writes a complete `tools/call` response around a rendered fragment.
-fn write_result(out: &mut Vec<u8>, call: &Call<'_>, fragment: &[u8]) {
+fn write_result(out: &mut Vec<u8>, id: &RawValue, era: Era, fragment: &[u8]) {
     out.reserve(fragment.len() + 64);
-    jsonrpc::begin_result(out, call.id);
+    jsonrpc::begin_result(out, id);
     out.push(b'{');
-    write_result_type(out, call.era);
+    write_result_type(out, era);
     out.extend_from_slice(fragment);
     jsonrpc::end_result(out);
 }
@@ -447,11 +371,12 @@ fn validation_report(tool: &Tool, arguments: &Value) -> String {
 /// Writes the complete response of a `tools/call` whose upstream answered `answer`.
 pub(super) fn write_answer(
     out: &mut Vec<u8>,
-    call: &Call<'_>,
+    id: &RawValue,
+    era: Era,
     tool: &Tool,
     answer: &UpstreamAnswer,
 ) {
-    write_result(out, call, &answer_fragment(tool, answer));
+    write_result(out, id, era, &answer_fragment(tool, answer));
 }
 
 /// The fragment of an `isError` result with one text block.

@@ -1,64 +1,71 @@
 //! `tools/list`: pages of pre-serialized tool definitions in catalog order, with an opaque
-//! cursor (the offset, base64url).
+//! cursor (the catalog's generation and the offset, base64url). A cursor from another
+//! generation (the tool list changed since) is refused rather than answered with a page
+//! of a different list.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::value::RawValue;
 
 use super::jsonrpc::{self, RpcError};
-use super::{Call, Era, McpEndpoint, write_result_type};
+use super::{Call, Era, write_result_type};
 
-/// Encodes a page offset as a cursor.
-fn encode_cursor(offset: usize) -> String {
-    URL_SAFE_NO_PAD.encode(format!("tools:{offset}"))
+/// Encodes a page offset in the list of `generation` as a cursor.
+fn encode_cursor(generation: u64, offset: usize) -> String {
+    URL_SAFE_NO_PAD.encode(format!("tools:{generation:016x}:{offset}"))
 }
 
-/// Decodes a cursor made by [`encode_cursor`].
-fn decode_cursor(cursor: &str) -> Option<usize> {
+/// Decodes a cursor made by [`encode_cursor`]: generation and offset.
+fn decode_cursor(cursor: &str) -> Option<(u64, usize)> {
     let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
-    std::str::from_utf8(&bytes)
-        .ok()?
-        .strip_prefix("tools:")?
-        .parse()
-        .ok()
+    let text = std::str::from_utf8(&bytes).ok()?.strip_prefix("tools:")?;
+    let (generation, offset) = text.split_once(':')?;
+    Some((
+        u64::from_str_radix(generation, 16).ok()?,
+        offset.parse().ok()?,
+    ))
 }
 
 /// Answers `tools/list`.
 pub(super) fn handle(
-    endpoint: &McpEndpoint,
     call: &Call<'_>,
     params: Option<&RawValue>,
     out: &mut Vec<u8>,
 ) -> Result<(), RpcError> {
     let params = super::lists::parse_params(params)?;
-    let all = endpoint.catalog().tools();
-    let inbound = endpoint.settings().inbound.as_deref();
-    // With per-tool scopes, a caller sees only the tools it may call (pages and cursors
-    // count over that view).
+    let catalog = call.snap.catalog();
+    let all = catalog.tools();
+    // When some tool is not open to everyone, a caller sees only the tools it may call
+    // (pages and cursors count over that view).
     let visible: Vec<std::sync::Arc<crate::catalog::Tool>>;
-    let tools = match inbound {
-        Some(auth) if auth.has_tool_scopes() => {
-            visible = all
-                .iter()
-                .filter(|t| auth.missing_tool_scopes(call.caller, &t.name).is_none())
-                .cloned()
-                .collect();
-            &visible[..]
-        }
-        _ => all,
+    let tools = if catalog.has_policies() {
+        visible = all
+            .iter()
+            .filter(|t| t.policy.missing(call.caller).is_none())
+            .cloned()
+            .collect();
+        &visible[..]
+    } else {
+        all
     };
+    let generation = catalog.generation();
     let start = match params.cursor.as_deref() {
         None => 0,
         Some(c) => match decode_cursor(c) {
-            Some(offset) if offset <= tools.len() => offset,
-            _ => {
+            Some((g, offset)) if g == generation && offset <= tools.len() => offset,
+            Some((_, _)) => {
+                return Err(RpcError::invalid_params(
+                    "stale cursor: the tool list changed since this cursor was issued (the gateway reloaded); list again without a cursor",
+                ));
+            }
+            None => {
                 return Err(RpcError::invalid_params(
                     "invalid cursor: restart listing without a cursor",
                 ));
             }
         },
     };
-    let end = (start + endpoint.settings().page_size).min(tools.len());
+    let end = (start + call.snap.settings().page_size).min(tools.len());
     let page = &tools[start..end];
     out.reserve(
         page.iter()
@@ -79,11 +86,12 @@ pub(super) fn handle(
     out.push(b']');
     if end < tools.len() {
         out.extend_from_slice(b",\"nextCursor\":");
-        jsonrpc::write_json_str(out, &encode_cursor(end));
+        jsonrpc::write_json_str(out, &encode_cursor(generation, end));
     }
     if call.era == Era::Modern {
         // With inbound auth, what a caller sees depends on its token: not for shared caches.
-        super::lists::write_scoped_cache_hints(out, endpoint, inbound.is_some());
+        let private = call.snap.settings().inbound.is_some();
+        super::lists::write_scoped_cache_hints(out, call.snap, private);
     }
     out.push(b'}');
     jsonrpc::end_result(out);
@@ -96,7 +104,11 @@ mod tests {
 
     #[test]
     fn cursor_round_trips_and_rejects_garbage() {
-        assert_eq!(decode_cursor(&encode_cursor(200)), Some(200));
+        assert_eq!(decode_cursor(&encode_cursor(7, 200)), Some((7, 200)));
+        assert_eq!(
+            decode_cursor(&encode_cursor(u64::MAX, 0)),
+            Some((u64::MAX, 0))
+        );
         assert_eq!(decode_cursor("not-a-cursor"), None);
         assert_eq!(decode_cursor(&URL_SAFE_NO_PAD.encode("other:1")), None);
     }

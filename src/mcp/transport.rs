@@ -1,17 +1,74 @@
-//! Streamable HTTP for `/mcp`: HTTP method, Origin/Host (DNS rebinding), media types and
-//! body size are checked here before a message reaches the dispatcher; the answer goes back
-//! as JSON, or as a one-event SSE stream to a client that accepts only that.
+//! Streamable HTTP for `/mcp`: HTTP method, Origin/Host (DNS rebinding), inbound
+//! authentication, media types and body size are checked here before a message reaches the
+//! dispatcher; the answer goes back as JSON, as a one-event SSE stream to a client that
+//! accepts only that, or as a long-lived notification stream (handshake-era `GET`,
+//! 2026-07-28 `subscriptions/listen`).
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::header::{ACCEPT, ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HOST, ORIGIN};
+use http::header::{ACCEPT, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HOST, ORIGIN};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
-use http_body::Body;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::{BodyExt, Limited};
+use tokio::sync::mpsc;
 
-use super::jsonrpc::{self, RpcError, code};
+use super::jsonrpc::{self, ErrorKind, RpcError};
 use super::{McpEndpoint, Reply};
+
+/// The body of every response the gateway's listeners send: complete bytes, or a stream
+/// of SSE chunks fed by a notification task (no boxing on the request path).
+#[derive(Debug)]
+pub enum ResponseBody {
+    /// A complete body (taken on the first poll).
+    Full(Option<Bytes>),
+    /// Chunks until the sender is dropped.
+    Stream(mpsc::Receiver<Bytes>),
+}
+
+impl ResponseBody {
+    /// A complete body.
+    pub fn full(bytes: impl Into<Bytes>) -> Self {
+        let bytes = bytes.into();
+        Self::Full((!bytes.is_empty()).then_some(bytes))
+    }
+
+    /// An empty body.
+    pub fn empty() -> Self {
+        Self::Full(None)
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match self.get_mut() {
+            ResponseBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            ResponseBody::Stream(rx) => rx.poll_recv(cx).map(|c| c.map(|b| Ok(Frame::data(b)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self, ResponseBody::Full(None))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ResponseBody::Full(bytes) => {
+                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+            }
+            ResponseBody::Stream(_) => SizeHint::default(),
+        }
+    }
+}
 
 /// Which `Origin` and `Host` values are accepted.
 #[derive(Debug, Clone, Default)]
@@ -106,14 +163,25 @@ fn is_loopback_authority(authority: &str) -> bool {
 const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The response type of the gateway's HTTP services.
-pub type HttpResponse = Response<Full<Bytes>>;
+pub type HttpResponse = Response<ResponseBody>;
 
-fn plain_error(status: StatusCode, error: &RpcError) -> HttpResponse {
-    json_response(status, jsonrpc::error_response(None, error))
+/// The response of a refusal made before a message id is known.
+fn plain_error(error: &RpcError) -> HttpResponse {
+    error_response(jsonrpc::error_response(None, error), error)
+}
+
+/// The response carrying the error body `body` of `error`: status and headers from its
+/// kind ([`RpcError::status`], [`RpcError::headers`]).
+pub fn error_response(body: Vec<u8>, error: &RpcError) -> HttpResponse {
+    let mut response = json_response(error.status(), body);
+    if let Some((name, value)) = error.headers() {
+        response.headers_mut().insert(name, value);
+    }
+    response
 }
 
 fn json_response(status: StatusCode, body: Vec<u8>) -> HttpResponse {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+    let mut response = Response::new(ResponseBody::full(body));
     *response.status_mut() = status;
     response
         .headers_mut()
@@ -127,6 +195,16 @@ enum Accepts {
     Json,
     SseOnly,
     Neither,
+}
+
+/// Whether `Accept` lists `text/event-stream` (or accepts anything).
+pub(super) fn accepts_sse(headers: &HeaderMap) -> bool {
+    headers.get_all(ACCEPT).iter().any(|value| {
+        value.to_str().unwrap_or("").split(',').any(|item| {
+            let media = item.split(';').next().unwrap_or("").trim();
+            media.eq_ignore_ascii_case("text/event-stream") || media == "*/*"
+        })
+    })
 }
 
 fn accepts(headers: &HeaderMap) -> Accepts {
@@ -152,42 +230,41 @@ fn accepts(headers: &HeaderMap) -> Accepts {
     }
 }
 
-/// Serves one HTTP request to the MCP endpoint.
+/// Serves one HTTP request to the MCP endpoint, on the catalog snapshot current when it
+/// arrives (a reload meanwhile does not change what this request sees).
 pub async fn serve<B>(endpoint: &McpEndpoint, request: Request<B>) -> HttpResponse
 where
     B: Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    if let Err(reason) = endpoint.settings().origins.allows(
+    let snapshot = endpoint.snapshot();
+    let settings = snapshot.settings();
+    if let Err(reason) = settings.origins.allows(
         request.headers(),
         request.uri().authority().map(|a| a.as_str()),
     ) {
-        return plain_error(
-            StatusCode::FORBIDDEN,
-            &RpcError::new(code::INVALID_REQUEST, reason),
-        );
+        return plain_error(&RpcError::new(
+            ErrorKind::Refused(StatusCode::FORBIDDEN),
+            reason,
+        ));
     }
     // Inbound authentication comes before anything else is looked at (MCP authorization:
     // every request carries the token).
-    let caller = match &endpoint.settings().inbound {
+    let caller = match &settings.inbound {
         None => None,
         Some(auth) => match auth.authenticate(request.headers()).await {
             Ok(caller) => Some(caller),
-            Err(error) => return auth.refusal(&error),
+            Err(error) => return plain_error(&auth.refusal(&error)),
         },
     };
+    if request.method() == Method::GET {
+        return get_stream(endpoint, request.headers());
+    }
     if request.method() != Method::POST {
-        let mut response = plain_error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            &RpcError::new(
-                code::INVALID_REQUEST,
-                "method not allowed: this endpoint takes POST (it offers no GET stream and keeps no sessions to DELETE)",
-            ),
-        );
-        response
-            .headers_mut()
-            .insert(ALLOW, HeaderValue::from_static("POST"));
-        return response;
+        return plain_error(&RpcError::new(
+            ErrorKind::MethodNotAllowed("GET, POST"),
+            "method not allowed: this endpoint takes POST (and GET for the handshake revisions' notification stream); it keeps no sessions to DELETE",
+        ));
     }
     let content_type = request
         .headers()
@@ -196,33 +273,24 @@ where
         .unwrap_or("");
     let media = content_type.split(';').next().unwrap_or("").trim();
     if !media.eq_ignore_ascii_case("application/json") {
-        return plain_error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            &RpcError::new(
-                code::INVALID_REQUEST,
-                "Content-Type must be application/json",
-            ),
-        );
+        return plain_error(&RpcError::new(
+            ErrorKind::Refused(StatusCode::UNSUPPORTED_MEDIA_TYPE),
+            "Content-Type must be application/json",
+        ));
     }
     let accept = accepts(request.headers());
     if accept == Accepts::Neither {
-        return plain_error(
-            StatusCode::NOT_ACCEPTABLE,
-            &RpcError::new(
-                code::INVALID_REQUEST,
-                "the Accept header must list application/json and text/event-stream",
-            ),
-        );
+        return plain_error(&RpcError::new(
+            ErrorKind::Refused(StatusCode::NOT_ACCEPTABLE),
+            "the Accept header must list application/json and text/event-stream",
+        ));
     }
-    let max = endpoint.settings().max_body;
+    let max = settings.max_body;
     let too_large = || {
-        plain_error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            &RpcError::new(
-                code::INVALID_REQUEST,
-                format!("request body exceeds the limit of {max} bytes (gateway.max_body)"),
-            ),
-        )
+        plain_error(&RpcError::new(
+            ErrorKind::Refused(StatusCode::PAYLOAD_TOO_LARGE),
+            format!("request body exceeds the limit of {max} bytes (gateway.max_body)"),
+        ))
     };
     if request
         .headers()
@@ -239,16 +307,13 @@ where
     let collected =
         tokio::time::timeout(BODY_READ_TIMEOUT, Limited::new(body, max).collect()).await;
     let Ok(collected) = collected else {
-        return plain_error(
-            StatusCode::REQUEST_TIMEOUT,
-            &RpcError::new(
-                code::INVALID_REQUEST,
-                format!(
-                    "the request body did not arrive within {}s",
-                    BODY_READ_TIMEOUT.as_secs()
-                ),
+        return plain_error(&RpcError::new(
+            ErrorKind::Refused(StatusCode::REQUEST_TIMEOUT),
+            format!(
+                "the request body did not arrive within {}s",
+                BODY_READ_TIMEOUT.as_secs()
             ),
-        );
+        ));
     };
     let body = match collected {
         Ok(collected) => collected.to_bytes(),
@@ -259,34 +324,67 @@ where
             return too_large();
         }
         Err(e) => {
-            return plain_error(
-                StatusCode::BAD_REQUEST,
-                &RpcError::new(
-                    code::INVALID_REQUEST,
-                    format!("could not read the request body: {e}"),
-                ),
-            );
+            return plain_error(&RpcError::new(
+                ErrorKind::Refused(StatusCode::BAD_REQUEST),
+                format!("could not read the request body: {e}"),
+            ));
         }
     };
     match endpoint
-        .handle_message_as(&body, &parts.headers, caller.as_ref())
+        .handle(&snapshot, &body, &parts.headers, caller.as_ref())
         .await
     {
         Reply::Accepted => {
-            let mut response = Response::new(Full::new(Bytes::new()));
+            let mut response = Response::new(ResponseBody::empty());
             *response.status_mut() = StatusCode::ACCEPTED;
             response
         }
-        Reply::Json(status, body) if accept == Accepts::SseOnly => sse_response(status, &body),
-        Reply::Json(status, body) => json_response(status, body),
-        Reply::Challenge(status, body, challenge) => {
-            let mut response = json_response(status, body);
-            response
-                .headers_mut()
-                .insert(http::header::WWW_AUTHENTICATE, challenge);
-            response
+        Reply::Json(body) if accept == Accepts::SseOnly => sse_response(StatusCode::OK, &body),
+        Reply::Json(body) => json_response(StatusCode::OK, body),
+        Reply::Error(body, error) if accept == Accepts::SseOnly && error.headers().is_none() => {
+            sse_response(error.status(), &body)
         }
+        Reply::Error(body, error) => error_response(body, &error),
+        Reply::Stream(chunks) => stream_response(chunks),
     }
+}
+
+/// `GET /mcp`: the handshake revisions' stream of server notifications (here,
+/// `notifications/tools/list_changed` after a reload). 2026-07-28 replaced it with
+/// `subscriptions/listen`, so a GET in that revision gets 405.
+fn get_stream(endpoint: &McpEndpoint, headers: &HeaderMap) -> HttpResponse {
+    let version = super::header_str(headers, "mcp-protocol-version");
+    if version == Some(super::MODERN_VERSION) {
+        return plain_error(&RpcError::new(
+            ErrorKind::MethodNotAllowed("POST"),
+            "method not allowed: in protocol 2026-07-28 notifications come on a subscriptions/listen stream (POST)",
+        ));
+    }
+    if let Some(v) = version
+        && !super::LEGACY_VERSIONS.contains(&v)
+    {
+        return plain_error(&super::unsupported_version(v));
+    }
+    if !accepts_sse(headers) {
+        return plain_error(&RpcError::new(
+            ErrorKind::Refused(StatusCode::NOT_ACCEPTABLE),
+            "GET /mcp opens a notification stream: the Accept header must list text/event-stream",
+        ));
+    }
+    match super::stream::open(endpoint, super::stream::Listen::legacy()) {
+        Ok(chunks) => stream_response(chunks),
+        Err(error) => plain_error(&error),
+    }
+}
+
+/// A long-lived SSE response fed by a notification task.
+fn stream_response(chunks: mpsc::Receiver<Bytes>) -> HttpResponse {
+    let mut response = Response::new(ResponseBody::Stream(chunks));
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
 }
 
 /// One SSE `message` event carrying the response, then the end of the stream.
@@ -295,7 +393,7 @@ fn sse_response(status: StatusCode, json: &[u8]) -> HttpResponse {
     body.extend_from_slice(b"event: message\ndata: ");
     body.extend_from_slice(json);
     body.extend_from_slice(b"\n\n");
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+    let mut response = Response::new(ResponseBody::full(body));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));

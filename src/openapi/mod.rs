@@ -141,6 +141,11 @@ pub struct Converted {
     /// Settings in [`ConvertOptions`] that do not fit the document (e.g. a `content_type`
     /// the operation does not offer): configuration mistakes to report.
     pub option_errors: Vec<String>,
+    /// Files other than the document that its `$ref`s name (read or attempted): the
+    /// conversion depends on their content.
+    pub referenced_files: Vec<PathBuf>,
+    /// Whether `$ref`s named http(s) documents (fetched when allowed).
+    pub remote_refs: bool,
 }
 
 /// A document that cannot be used at all: unreadable, not OpenAPI, or broken.
@@ -218,6 +223,8 @@ pub fn convert(
                 skipped: Vec::new(),
                 warnings,
                 option_errors: Vec::new(),
+                referenced_files: Vec::new(),
+                remote_refs: false,
             });
         }
         Some(Value::Object(paths)) => paths,
@@ -395,11 +402,14 @@ pub fn convert(
             }
         }
     }
+    let (referenced_files, remote_refs) = docs.external_sources();
     Ok(Converted {
         tools,
         skipped,
         warnings,
         option_errors,
+        referenced_files,
+        remote_refs,
     })
 }
 

@@ -257,6 +257,7 @@ pub(crate) fn convert_operation(
         output_schema,
         output_wrap,
         annotations: ToolAnnotations::for_method(&source.method),
+        method: Some(source.method.clone()),
         operation,
         rename: None,
     })

@@ -90,6 +90,22 @@ pub(crate) struct DocSet<'a> {
 }
 
 impl<'a> DocSet<'a> {
+    /// The files other than the main document that references named (loaded or not), and
+    /// whether any reference named an http(s) document.
+    pub(crate) fn external_sources(&self) -> (Vec<PathBuf>, bool) {
+        let main = self.sources.first();
+        let mut files = Vec::new();
+        let mut remote = false;
+        for source in self.by_source.keys().filter(|s| Some(*s) != main) {
+            match source {
+                Source::File(path) => files.push(path.clone()),
+                Source::Url(_) => remote = true,
+            }
+        }
+        files.sort();
+        (files, remote)
+    }
+
     /// [`DocSet::with_remote`] refusing every remote reference.
     #[cfg(test)]
     pub(crate) fn new(main: &'a Value, file: &Path) -> Self {

@@ -1,13 +1,178 @@
-//! Targets: how a validated `tools/call` reaches the system behind a tool.
-//!
-//! A target only moves bytes (HTTP request out, answer back as an [`UpstreamAnswer`]);
-//! mapping the answer to MCP content is shared by all targets and lives in
-//! [`crate::catalog::OutputMapping`].
+//! Targets: the systems behind the tools. Each kind is one module (`http` for OpenAPI
+//! operations, `lambda` for Lambda functions) with the same two steps: [`load`] turns its
+//! config into [`ToolSpec`]s bound to the target, and [`Binding::execute`] makes one call,
+//! owning its spans and the mapping of its failures. Everything common to all kinds
+//! (naming, policy, cache, metrics, validation, answer mapping) is applied once, by the
+//! catalog and `tools/call`. Adding a kind means one module and one variant of
+//! [`TargetKind`] and [`Binding`].
 
 pub mod http;
 pub mod lambda;
 
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
 use bytes::Bytes;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+use crate::catalog::ToolAnnotations;
+use crate::config::{Config, TargetConfig};
+use crate::metrics::{Metrics, Outcome};
+use crate::openapi::Skipped;
+
+/// A tool as its target kind describes it, before the catalog names and compiles it.
+/// `B` is what a call needs: the kind's per-tool data while converting (an
+/// [`http::HttpOperation`]), then a [`Binding`] once the target's shared settings are
+/// attached.
+#[derive(Debug, Clone)]
+pub struct ToolSpec<B = http::HttpOperation> {
+    /// Local name (e.g. the sanitized operationId); the catalog adds the target prefix.
+    pub name: String,
+    /// What the tool is called in its source, for messages (`GET /pets (listPets)`).
+    pub source: String,
+    /// Short human-readable title.
+    pub title: Option<String>,
+    /// Description for the model.
+    pub description: String,
+    /// JSON Schema (2020-12) of the arguments object.
+    pub input_schema: Value,
+    /// JSON Schema (2020-12) of `structuredContent`, always of type object.
+    pub output_schema: Option<Value>,
+    /// When set, a JSON answer is wrapped as `{"<key>": answer}` in `structuredContent`
+    /// (the answer is not an object, e.g. an array).
+    pub output_wrap: Option<Box<str>>,
+    /// Behaviour hints.
+    pub annotations: ToolAnnotations,
+    /// The HTTP method, for the cache's default (GET and HEAD only); `None` for kinds
+    /// without one, whose answers are cached whenever the config says so.
+    pub method: Option<::http::Method>,
+    /// How a call reaches the upstream.
+    pub operation: B,
+    /// A local name set in the config (`operations.<id>.rename`), used instead of `name`.
+    pub rename: Option<String>,
+}
+
+impl<B> ToolSpec<B> {
+    /// The same tool with its call data replaced by `f(call data)`.
+    pub fn map<C>(self, f: impl FnOnce(B) -> C) -> ToolSpec<C> {
+        ToolSpec {
+            name: self.name,
+            source: self.source,
+            title: self.title,
+            description: self.description,
+            input_schema: self.input_schema,
+            output_schema: self.output_schema,
+            output_wrap: self.output_wrap,
+            annotations: self.annotations,
+            method: self.method,
+            operation: f(self.operation),
+            rename: self.rename,
+        }
+    }
+}
+
+/// The kind of a target, from its config section (exactly one, checked by the config).
+#[derive(Debug, Clone, Copy)]
+pub enum TargetKind<'a> {
+    /// `openapi:`: a REST API described by an OpenAPI document.
+    OpenApi(&'a crate::config::OpenApiTargetConfig),
+    /// `lambda:`: a Lambda function with AgentCore tool definitions.
+    Lambda(&'a lambda::LambdaTargetConfig),
+}
+
+/// Where a tool's calls go: one variant per target kind.
+#[derive(Debug)]
+pub enum Binding {
+    /// An operation of an OpenAPI target.
+    Http(http::HttpBinding),
+    /// A tool of a Lambda target.
+    Lambda(lambda::LambdaBinding),
+}
+
+/// What every kind may use while loading one target.
+pub struct LoadContext<'a> {
+    /// The configuration file (relative paths resolve from it).
+    pub config_file: &'a Path,
+    /// The whole configuration.
+    pub config: &'a Config,
+    /// The process's metrics registry.
+    pub metrics: &'a Arc<Metrics>,
+    /// Invoke API clients for the Lambda targets.
+    pub lambda_clients: &'a lambda::Clients,
+}
+
+/// What loading one target produced.
+pub struct TargetTools {
+    /// The tools, bound to the target, in source order.
+    pub specs: Vec<ToolSpec<Binding>>,
+    /// The document or file the tools were defined in (for summaries).
+    pub document: PathBuf,
+    /// Local files whose content the tools depend on (documents, referenced files, tool
+    /// definitions, secret files): a reload rebuilds the target when one changes.
+    pub inputs: Vec<PathBuf>,
+    /// Whether the tools also depend on something that cannot be fingerprinted (remote
+    /// `$ref`s): then a reload always rebuilds the target.
+    pub volatile: bool,
+    /// Parts of the source left out, with reasons.
+    pub skipped: Vec<Skipped>,
+    /// Non-fatal findings, prefixed with the target.
+    pub warnings: Vec<String>,
+}
+
+/// Why a target cannot be loaded.
+pub type LoadError = crate::gateway::LoadError;
+
+/// Loads one target of the configuration: its kind's config becomes bound tool specs.
+pub fn load(ctx: &LoadContext<'_>, target: &TargetConfig) -> Result<TargetTools, LoadError> {
+    match target.kind() {
+        TargetKind::OpenApi(openapi) => http::load(ctx, target, openapi),
+        TargetKind::Lambda(lambda) => lambda::load(ctx, target, lambda),
+    }
+}
+
+/// What a call knows besides its arguments.
+pub struct CallContext<'a> {
+    /// The JSON-RPC request id, as written.
+    pub request_id: &'a RawValue,
+    /// The MCP tool name.
+    pub tool: &'a str,
+    /// The client's `Mcp-Session-Id`, when it sent one.
+    pub session_id: Option<&'a str>,
+    /// The verified caller, when inbound authentication is on.
+    pub caller: Option<&'a crate::auth::Caller>,
+    /// The request's span (a no-op when tracing is off); targets add client spans.
+    pub span: &'a crate::telemetry::SpanGuard,
+    /// The pooled HTTP client.
+    pub http: &'a http::HttpClient,
+    /// Whether the tool wraps non-object answers (`structuredContent.result`).
+    pub wraps: bool,
+}
+
+/// Why a call produced no usable answer, as every kind reports it: an `isError` result.
+#[derive(Debug)]
+pub struct CallFailure {
+    /// What the caller reads (no secret, no caller data).
+    pub message: String,
+    /// How it counts in metrics and logs.
+    pub outcome: Outcome,
+    /// The upstream's status, when it answered.
+    pub status: Option<u16>,
+}
+
+impl Binding {
+    /// Makes one call with validated `arguments`.
+    pub async fn execute(
+        &self,
+        ctx: &CallContext<'_>,
+        arguments: &Map<String, Value>,
+    ) -> Result<UpstreamAnswer, CallFailure> {
+        match self {
+            Binding::Http(binding) => binding.execute(ctx, arguments).await,
+            Binding::Lambda(binding) => binding.execute(ctx, arguments).await,
+        }
+    }
+}
 
 /// What an upstream answered to one successful call, before mapping to MCP content.
 #[derive(Debug)]

@@ -100,15 +100,37 @@ async fn http_level_rejections() {
     let (_u, gateway) = start().await;
     let url = gateway.url();
     let client = reqwest::Client::new();
+    // 2026-07-28 has no GET stream (subscriptions/listen replaced it).
     let get = client
         .get(&url)
         .header("accept", "text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
         .send()
         .await
         .unwrap();
     assert_eq!(get.status(), 405);
     assert_eq!(get.headers()["allow"], "POST");
-    assert_eq!(client.delete(&url).send().await.unwrap().status(), 405);
+    // The handshake revisions' GET stream needs an Accept that lists SSE.
+    let get = client
+        .get(&url)
+        .header("accept", "application/json")
+        .header("mcp-protocol-version", "2025-11-25")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), 406);
+    let get = client
+        .get(&url)
+        .header("accept", "text/event-stream")
+        .header("mcp-protocol-version", "1999-01-01")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), 400, "unknown revision on GET");
+    // No sessions, so nothing to DELETE.
+    let delete = client.delete(&url).send().await.unwrap();
+    assert_eq!(delete.status(), 405);
+    assert_eq!(delete.headers()["allow"], "GET, POST");
     let (s, _, _) = post_raw(&url, &[("content-type", "text/plain")], "{}").await;
     assert_eq!(s, 415);
     let (s, _, _) = post_raw(

@@ -156,9 +156,11 @@ mod body;
 mod client;
 mod encode;
 mod request;
+mod target;
 
 pub use client::{ClientBuildError, ERROR_EXCERPT_BYTES, HttpClient};
 pub use request::{RequestBody, build_request};
+pub use target::{HttpBinding, load};
 
 impl HttpOperation {
     /// The path template as the document writes it (`/pets/{petId}`), for traces and logs.

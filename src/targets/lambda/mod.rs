@@ -17,9 +17,14 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::catalog::{Catalog, Naming, ToolCache};
+use serde_json::{Map, Value};
+
+use crate::catalog::ToolAnnotations;
 use crate::config::{Config, ConfigError, TargetConfig};
-use crate::metrics::Metrics;
+use crate::gateway::LoadError;
+use crate::targets::{
+    Binding, CallContext, CallFailure, LoadContext, TargetTools, ToolSpec, UpstreamAnswer,
+};
 
 pub use errors::LambdaError;
 pub use invoke::CallIds;
@@ -138,48 +143,40 @@ impl Clients {
     }
 }
 
-/// Loads one Lambda target: checks its tool definitions, then names, compiles and adds its
-/// tools to `catalog`. Returns the number of tools added and where they were defined.
-#[allow(clippy::too_many_arguments)]
-pub fn load_target(
-    config_file: &Path,
-    config: &Config,
+/// One tool of a Lambda target: the function, and the tool's name in its definition (the
+/// function sees `target___tool`).
+#[derive(Debug)]
+pub struct LambdaBinding {
+    /// The function, its client and limits.
+    pub target: Arc<LambdaTarget>,
+    /// The tool's name in its definition.
+    pub tool: Box<str>,
+}
+
+/// Loads one Lambda target: checks its tool definitions and the client context they make,
+/// and binds every tool to the function.
+pub fn load(
+    ctx: &LoadContext<'_>,
     target: &TargetConfig,
-    clients: &Clients,
-    naming: &Naming,
-    metrics: &Metrics,
-    cache_for: &dyn Fn(&str) -> Option<ToolCache>,
-    catalog: &mut Catalog,
-    warnings: &mut Vec<String>,
-) -> Result<
-    (
-        std::path::PathBuf,
-        usize,
-        Vec<crate::catalog::ToolBuildError>,
-    ),
-    ConfigError,
-> {
+    lambda: &LambdaTargetConfig,
+) -> Result<TargetTools, LoadError> {
+    let config_file = ctx.config_file;
     let name = &target.name.value;
-    let lambda = &target
-        .lambda
-        .as_ref()
-        .expect("load_target is called for Lambda targets")
-        .value;
     let resolved = lambda.validate(config_file, name)?;
     let loaded = tools::load(config_file, name, lambda)?;
-    warnings.extend(loaded.warnings);
     let key = (
         resolved.region.clone(),
         lambda.endpoint_url.as_ref().map(|e| e.value.clone()),
     );
-    let (client, region) = clients
+    let (client, region) = ctx
+        .lambda_clients
         .clients
         .get(&key)
         .cloned()
         .ok_or_else(|| ConfigError::file(config_file, "internal: Lambda client not built"))?;
     let lambda_target = Arc::new(LambdaTarget {
         name: name.as_str().into(),
-        gateway: config.gateway.name.as_str().into(),
+        gateway: ctx.config.gateway.name.as_str().into(),
         function: resolved.function,
         region,
         timeout: lambda.timeout.unwrap_or(target.timeout),
@@ -199,9 +196,73 @@ pub fn load_target(
             format!(
                 "target `{name}`: {e} (shorten gateway.name, the target name or the tool names)"
             ),
-        ));
+        )
+        .into());
     }
-    let made = loaded.tools.len();
-    let errors = catalog.add_lambda_tools(&lambda_target, naming, loaded.tools, metrics, cache_for);
-    Ok((loaded.source, made - errors.len(), errors))
+    let hints = ToolAnnotations {
+        open_world_hint: Some(true),
+        ..ToolAnnotations::default()
+    };
+    let specs = loaded
+        .tools
+        .into_iter()
+        .map(|tool| ToolSpec {
+            source: format!("tool {}", tool.name),
+            title: None,
+            description: tool.description,
+            input_schema: tool.input_schema,
+            output_schema: tool.output_schema,
+            output_wrap: tool.output_wrap,
+            annotations: hints,
+            method: None,
+            operation: Binding::Lambda(LambdaBinding {
+                target: lambda_target.clone(),
+                tool: tool.name.as_str().into(),
+            }),
+            name: tool.name,
+            rename: None,
+        })
+        .collect();
+    let inputs = match &lambda.tools.value {
+        ToolsSource::File(_) => vec![loaded.source.clone()],
+        ToolsSource::Inline(_) => Vec::new(),
+    };
+    Ok(TargetTools {
+        specs,
+        document: loaded.source,
+        inputs,
+        volatile: false,
+        skipped: Vec::new(),
+        warnings: loaded.warnings,
+    })
+}
+
+impl LambdaBinding {
+    /// Invokes the function with the arguments as the event, under a client span.
+    pub async fn execute(
+        &self,
+        ctx: &CallContext<'_>,
+        arguments: &Map<String, Value>,
+    ) -> Result<UpstreamAnswer, CallFailure> {
+        let mut ids = CallIds::new(ctx.request_id.get(), ctx.session_id);
+        let span = ctx.span.client("lambda invoke");
+        if crate::telemetry::enabled() {
+            span.set("tool.name", ctx.tool.to_string());
+            span.set("faas.invoked_provider", "aws");
+            span.set("faas.invoked_name", self.target.name.to_string());
+            ids.traceparent = span.traceparent();
+        }
+        self.target
+            .invoke(&self.tool, &ids, arguments, ctx.wraps)
+            .await
+            .map_err(|error| {
+                span.error(error.to_string());
+                tracing::debug!(tool = ctx.tool, %error, "Lambda tool call failed");
+                CallFailure {
+                    message: error.to_string(),
+                    outcome: error.outcome(),
+                    status: error.status(),
+                }
+            })
+    }
 }

@@ -253,15 +253,14 @@ impl Gateway {
         let loaded =
             toolgate::gateway::load(&config).unwrap_or_else(|e| panic!("config loads: {e}"));
         let http = toolgate::targets::http::HttpClient::new().unwrap();
-        let (endpoint, config) = loaded.into_endpoint(http);
-        let server = toolgate::server::Server::bind(
-            endpoint,
-            "127.0.0.1:0".parse().unwrap(),
-            Some("127.0.0.1:0".parse().unwrap()),
-            config.gateway.shutdown_grace,
-        )
-        .await
-        .unwrap();
+        let options = toolgate::server::ServeOptions {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            admin: Some("127.0.0.1:0".parse().unwrap()),
+            ..toolgate::server::ServeOptions::of(&loaded)
+        };
+        let server = toolgate::server::Server::bind(loaded, http, options)
+            .await
+            .unwrap();
         let addr = server.local_addr().unwrap();
         let admin = server.admin_addr().unwrap();
         let (tx, rx) = oneshot::channel();
@@ -279,6 +278,22 @@ impl Gateway {
 
     pub fn url(&self) -> String {
         format!("http://{}/mcp", self.addr)
+    }
+
+    /// `POST /admin/reload`: the status and the report.
+    pub async fn reload(&self) -> (u16, Value) {
+        let response = reqwest::Client::new()
+            .post(format!("http://{}/admin/reload", self.admin))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap())
+    }
+
+    /// Replaces `gateway.yaml` (or a file beside it) with `text`.
+    pub fn write(&self, name: &str, text: &str) {
+        std::fs::write(self.dir.path().join(name), text).unwrap();
     }
 
     /// The Prometheus text of the admin listener's `/metrics`.
