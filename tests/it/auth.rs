@@ -815,3 +815,72 @@ fn auth_configuration_errors_are_located_and_secrets_hidden() {
     let debug = format!("{cfg:?}");
     assert!(!debug.contains("hunter2"), "{debug}");
 }
+
+/// Answers the Lambda Invoke API as AWS does for a function that echoes its event.
+fn echo_function(r: &Recorded) -> Answer {
+    Answer::JsonWith(200, r.json(), vec![("x-amz-executed-version", "$LATEST")])
+}
+
+#[tokio::test]
+async fn lambda_tools_enforce_their_scopes_like_openapi_tools() {
+    let idp = Idp::start().await;
+    let lambda = Upstream::start(echo_function).await;
+    let yaml = format!(
+        r#"
+inbound:
+  resource: {RESOURCE}
+  jwt:
+    discovery_url: {discovery}
+    audiences: [{RESOURCE}]
+targets:
+  - name: orders
+    scopes: [tools:write]
+    operations:
+      audit: {{ scopes: [admin] }}
+    lambda:
+      function: orders
+      region: us-east-1
+      endpoint_url: {url}
+      tools:
+        - {{name: create, description: Create an order., inputSchema: {{type: object}}}}
+        - {{name: audit, description: Audit orders., inputSchema: {{type: object}}}}
+"#,
+        discovery = idp.discovery_url(),
+        url = lambda.url(),
+    );
+    let gateway = Gateway::start(&yaml, &[]).await;
+
+    let reader = idp.token("agent-1", RESOURCE, "tools:read").await;
+    let (status, _, body) = list(&gateway, Some(&reader)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(tool_names(&body).is_empty(), "{body}");
+    let (status, headers, body) = call(&gateway, &reader, "orders___create", json!({"n": 1})).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        challenge(&headers).contains(r#"scope="tools:write""#),
+        "{}",
+        challenge(&headers)
+    );
+    assert_eq!(
+        lambda.count(),
+        0,
+        "a refused call never reaches the function"
+    );
+
+    let writer = idp.token("agent-1", RESOURCE, "tools:write").await;
+    let (_, _, body) = list(&gateway, Some(&writer)).await;
+    assert_eq!(tool_names(&body), ["orders___create"], "{body}");
+    let (status, _, body) = call(&gateway, &writer, "orders___audit", json!({})).await;
+    assert_eq!(
+        status, 403,
+        "operations.audit.scopes replace the target's: {body}"
+    );
+    let (status, _, body) = call(&gateway, &writer, "orders___create", json!({"n": 1})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["result"]["structuredContent"],
+        json!({"n": 1}),
+        "{body}"
+    );
+    assert_eq!(lambda.count(), 1);
+}

@@ -16,5 +16,7 @@ mod mcp_gateway;
 mod mcp_protocol;
 mod openapi_corpus;
 mod openapi_oracle;
+mod reload;
 mod remote_refs;
+mod serve_process;
 mod traces;

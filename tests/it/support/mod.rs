@@ -186,6 +186,17 @@ async fn respond(
         body,
     };
     let answer = handler(&recorded);
+    // A held answer waits from before the request is visible as arrived, so that a test
+    // that saw it arrive and then releases it can never miss the release.
+    let release = match &answer {
+        Answer::After(n, _) => Some(n.clone()),
+        _ => None,
+    };
+    let released = release.as_ref().map(|n| n.notified());
+    tokio::pin!(released);
+    if let Some(r) = released.as_mut().as_pin_mut() {
+        r.enable();
+    }
     requests.lock().unwrap().push(recorded);
     arrived.notify_waiters();
     let (mut response, extra) = match answer {
@@ -205,8 +216,10 @@ async fn respond(
             (response, Vec::new())
         }
         Answer::Hang => std::future::pending().await,
-        Answer::After(n, v) => {
-            n.notified().await;
+        Answer::After(_, v) => {
+            if let Some(r) = released.as_pin_mut() {
+                r.await;
+            }
             (full(200, "application/json", v.to_string()), Vec::new())
         }
     };

@@ -29,10 +29,16 @@ impl GatewayProcess {
     /// Starts `toolgate serve --log-format json --config <config>` with `env` added, and
     /// waits (up to a minute) until it prints its endpoint.
     pub fn spawn(config: &Path, env: &[(&str, &str)]) -> GatewayProcess {
+        Self::spawn_with(config, &[], env)
+    }
+
+    /// [`GatewayProcess::spawn`] with more `serve` arguments (e.g. `--watch`).
+    pub fn spawn_with(config: &Path, args: &[&str], env: &[(&str, &str)]) -> GatewayProcess {
         let mut command = Command::new(BIN);
         command
             .args(["serve", "--log-format", "json", "--config"])
             .arg(config)
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         for (k, v) in env {
