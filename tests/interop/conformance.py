@@ -14,7 +14,9 @@ import subprocess
 import sys
 
 node, cli, url, revision, baseline_path, out_dir, *scenarios = sys.argv[1:]
-judge = f"conformance-{revision}"
+import os
+
+judge = os.environ.get("CONFORMANCE_JUDGE") or f"conformance-{revision}"
 
 baseline = set()
 for line in pathlib.Path(baseline_path).read_text().splitlines():

@@ -76,6 +76,7 @@ wait_ready() {
 }
 
 upstream_port="$(free_port)"; upstream_mcp_port="$(free_port)"; gateway_port="$(free_port)"; tap_port="$(free_port)"
+dyn_port="$(free_port)"; dyn_admin_port="$(free_port)"; hooks_port="$(free_port)"
 cat > "$work/upstream.yaml" <<YAML
 listen: 127.0.0.1:$upstream_mcp_port
 demo: { listen: 127.0.0.1:$upstream_port }
@@ -89,18 +90,36 @@ targets:
     credentials: { api_key: { in: header, name: X-API-Key, value: demo-key } }
     timeout: 10s
 YAML
+# A second gateway for the 2026-07-28 server-stateless scenario: the same API plus the
+# suite's `test_trigger_tool_change` tool (unprefixed, as the suite names it), whose upstream
+# (trigger.py) edits the served document and reloads the gateway.
+cat > "$work/gateway-dynamic.yaml" <<YAML
+listen: 127.0.0.1:$dyn_port
+admin: 127.0.0.1:$dyn_admin_port
+gateway: { name: toolgate-interop-dynamic, naming: { prefix: never } }
+targets:
+  - name: restaurants
+    openapi: { spec: $root/specs/restaurants.yaml, base_url: "http://127.0.0.1:$upstream_port/v1" }
+    credentials: { api_key: { in: header, name: X-API-Key, value: demo-key } }
+  - name: hooks
+    openapi: { spec: $work/hooks.json, base_url: "http://127.0.0.1:$hooks_port" }
+YAML
+"$py" "$here/trigger.py" "$hooks_port" "$work/hooks.json" "http://127.0.0.1:$dyn_admin_port/admin/reload" 2>"$work/trigger.err" & pids+=($!)
+until [ -f "$work/hooks.json" ]; do sleep 0.05; done
 "$bin" serve --config "$work/upstream.yaml" 2>"$work/upstream.log" & pids+=($!)
+"$bin" serve --config "$work/gateway-dynamic.yaml" 2>"$work/gateway-dynamic.log" & pids+=($!)
 "$bin" serve --config "$work/gateway.yaml" 2>"$work/gateway.log" & pids+=($!)
 "$py" "$here/wiretap.py" "$tap_port" "$gateway_port" "$work/tap.log" 2>"$work/tap.err" & pids+=($!)
 wait_ready "http://127.0.0.1:$upstream_mcp_port/readyz"
 wait_ready "http://127.0.0.1:$gateway_port/readyz"
+wait_ready "http://127.0.0.1:$dyn_port/readyz"
 wait_ready "http://127.0.0.1:$tap_port/readyz"
 
 # The URL host must be loopback by name or address for the DNS-rebinding scenario.
 url="http://127.0.0.1:$gateway_port/mcp"
 total_passed=0; total_failed=0
 judge() { # judge <name> <command...>: runs one judge, checks its exit code and summary line
-  local name="$1" status=0 line p f; shift
+  local name="$1" status=0 line p f started=$SECONDS; shift
   "$@" >"$work/$name.out" 2>"$work/$name.err" || status=$?
   line="$(grep -E "^$name: [0-9]+ passed, [0-9]+ failed" "$work/$name.out" | tail -n 1 || true)"
   if [ -n "$line" ]; then
@@ -112,7 +131,7 @@ judge() { # judge <name> <command...>: runs one judge, checks its exit code and 
   if [ "$status" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; line="$line (exit $status)"; fi
   if [ "$status" -eq 0 ] && [ "$f" -ne 0 ]; then line="$line (but exit 0)"; fi
   total_passed=$((total_passed + p)); total_failed=$((total_failed + f))
-  echo "$line"
+  echo "$line [$((SECONDS - started)) s]"
   if [ "$f" -ne 0 ]; then
     grep -v -E "^$name: [0-9]+ passed" "$work/$name.out" | tail -n 60 | sed 's/^/    /'
     tail -n 30 "$work/$name.err" | sed 's/^/    /'
@@ -129,9 +148,12 @@ judge conformance-2025-06-18 "$py" "$here/conformance.py" "$node" "$conformance"
   server-initialize server-session-lifecycle ping tools-list resources-list prompts-list
 judge conformance-2026-07-28 "$py" "$here/conformance.py" "$node" "$conformance" "$url" 2026-07-28 \
   "$here/conformance-baseline.yaml" "$work/conformance" \
-  server-stateless tools-list http-header-validation dns-rebinding-protection caching \
+  tools-list http-header-validation dns-rebinding-protection caching \
   resources-list prompts-list sep-2164-resource-not-found server-sse-multiple-streams \
   input-required-result-unsupported-methods
+CONFORMANCE_JUDGE=conformance-2026-07-28-dynamic judge conformance-2026-07-28-dynamic "$py" "$here/conformance.py" "$node" "$conformance" \
+  "http://127.0.0.1:$dyn_port/mcp" 2026-07-28 "$here/conformance-baseline.yaml" "$work/conformance-dynamic" \
+  server-stateless
 mkdir -p "$work/home"
 judge inspector-cli "$py" "$here/inspector_cli.py" "$node" "$inspector" \
   "http://127.0.0.1:$tap_port/mcp" "$work/tap.log" "$work/home"

@@ -33,11 +33,27 @@ class Tap(BaseHTTPRequestHandler):
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP}
         upstream.request(self.command, self.path, body=body, headers=headers)
         answer = upstream.getresponse()
-        payload = answer.read()
         self.send_response(answer.status)
         for k, v in answer.getheaders():
             if k.lower() not in HOP:
                 self.send_header(k, v)
+        if (answer.getheader("content-type") or "").startswith("text/event-stream"):
+            # A notification stream stays open: relay each chunk as it comes, until either
+            # side closes.
+            upstream.sock.settimeout(None)
+            self.send_header("transfer-encoding", "chunked")
+            self.end_headers()
+            try:
+                while chunk := answer.read1(65536):
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                    self.wfile.flush()
+                self.wfile.write(b"0\r\n\r\n")
+            except OSError:
+                pass
+            upstream.close()
+            self.close_connection = True
+            return
+        payload = answer.read()
         self.send_header("content-length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
