@@ -109,6 +109,7 @@ pub fn naming(config: &Config) -> Naming {
         separator: n.separator.clone(),
         prefix: n.prefix == PrefixMode::Always,
         max_length: n.max_length,
+        allow_dot: n.charset == crate::config::NameCharset::Mcp,
     }
 }
 

@@ -34,16 +34,20 @@ pub enum Outcome {
     Denied,
     /// The arguments did not match the input schema; the upstream was not called.
     InvalidArguments,
+    /// The upstream answered, but not what the tool's outputSchema describes (the result
+    /// is `isError` with the answer as text).
+    InvalidAnswer,
 }
 
 impl Outcome {
-    const ALL: [Outcome; 6] = [
+    const ALL: [Outcome; 7] = [
         Outcome::Ok,
         Outcome::ToolError,
         Outcome::UpstreamError,
         Outcome::Timeout,
         Outcome::Denied,
         Outcome::InvalidArguments,
+        Outcome::InvalidAnswer,
     ];
 
     /// The label value.
@@ -55,6 +59,7 @@ impl Outcome {
             Outcome::Timeout => "timeout",
             Outcome::Denied => "denied",
             Outcome::InvalidArguments => "invalid_arguments",
+            Outcome::InvalidAnswer => "invalid_answer",
         }
     }
 }
@@ -434,7 +439,7 @@ impl Default for Metrics {
 /// One tool's metric handles, bound at load.
 #[derive(Clone)]
 pub struct ToolMetrics {
-    calls: [IntCounter; 6],
+    calls: [IntCounter; 7],
     /// Gateway duration of a call.
     pub duration: Histogram,
     /// Upstream part of a call.
