@@ -212,6 +212,15 @@ pub struct TargetConfig {
     /// Scopes a caller's token needs to see and call this target's tools (inbound auth).
     #[serde(default)]
     pub scopes: Vec<String>,
+    /// Whether the target's tools declare the `outputSchema` their source gives (default
+    /// true). A declared schema is enforced on every answer (conforming `structuredContent`
+    /// or `isError`); `false` is for upstreams whose answers stray from their documents.
+    #[serde(default = "yes")]
+    pub output_schemas: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl TargetConfig {
@@ -267,6 +276,10 @@ pub struct OperationConfig {
     /// the automatic choice (e.g. `multipart/form-data` over `application/json`).
     #[serde(default)]
     pub content_type: Option<String>,
+    /// Whether this tool declares its `outputSchema` (overrides the target's
+    /// `output_schemas`).
+    #[serde(default)]
+    pub output_schema: Option<bool>,
 }
 
 /// A per-operation cache setting.

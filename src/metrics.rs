@@ -82,17 +82,20 @@ const METHODS: &[&str] = &[
 /// Reasons an inbound request fails authentication (label values of
 /// `toolgate_auth_failures_total`).
 pub const AUTH_FAILURE_REASONS: &[&str] = &[
-    "missing_token",
-    "malformed_token",
-    "bad_signature",
-    "unknown_key",
+    "missing",
+    "malformed",
+    "algorithm",
+    "unknown_kid",
+    "signature",
     "expired",
     "not_yet_valid",
-    "wrong_issuer",
-    "wrong_audience",
-    "client_not_allowed",
+    "issuer",
+    "audience",
+    "claims",
+    "client",
+    "claim_rule",
     "insufficient_scope",
-    "claim_mismatch",
+    "keys_unavailable",
 ];
 
 /// Every metric family toolgate registers (histograms without their `_bucket`, `_sum` and

@@ -495,7 +495,31 @@ async fn results_of_tools_with_an_output_schema_conform_or_are_errors() {
     assert_eq!(list.is_error, Some(false), "{list:?}");
     assert_eq!(list.structured_content.unwrap()["result"][1]["name"], "Tom");
     mcp.cancel().await.unwrap();
-    drop(upstream);
+
+    // A target whose upstream strays from its document can leave its schemas out.
+    let loose = format!(
+        "  - name: loose\n    output_schemas: false\n    openapi: {{ spec: testapi.yaml, base_url: \"{}/api\" }}\n",
+        upstream.url()
+    );
+    let gateway = Gateway::start(
+        &config(&upstream, &loose),
+        &[("testapi.yaml", &fixture("testapi.yaml"))],
+    )
+    .await;
+    let mcp = client(&gateway.url(), Lifecycle::Discover).await;
+    let tools = mcp.list_all_tools().await.unwrap();
+    let tool = tools.iter().find(|t| t.name == "loose___getPet").unwrap();
+    assert!(tool.output_schema.is_none(), "{tool:?}");
+    let result = mcp
+        .call_tool(
+            CallToolRequestParams::new("loose___getPet")
+                .with_arguments(args(json!({"petId": "off-schema"}))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(result.is_error, Some(false));
+    assert_eq!(result.structured_content, Some(json!({"id": "seven"})));
+    mcp.cancel().await.unwrap();
 }
 
 #[tokio::test]
