@@ -792,6 +792,8 @@ fn scale(opts: &Options) {
         );
     }
 
+    reload_figures(&opts.toolgate, &d.join("gen10k.json"));
+
     // Idle connections and 1,000 concurrent connections, against the small test API.
     let upstream = spawn_role("__upstream", None);
     let proxy = spawn_role("__proxy", Some(upstream.addr.to_string()));
@@ -877,4 +879,78 @@ fn scale(opts: &Options) {
         "\n  toolgate peak RSS during the run: {:.1} MB",
         hwm as f64 / 1024.0
     );
+}
+
+/// `POST /admin/reload` over a plain connection: the wall time and the JSON report.
+fn admin_reload(admin: SocketAddr) -> (Duration, serde_json::Value) {
+    use std::io::Read;
+    let started = Instant::now();
+    let mut stream = std::net::TcpStream::connect(admin).unwrap();
+    stream
+        .write_all(b"POST /admin/reload HTTP/1.1\r\nHost: loadgen\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let elapsed = started.elapsed();
+    let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (elapsed, serde_json::from_str(body).unwrap_or_default())
+}
+
+/// Reload times of a 10,000-operation document beside the small test API, with nothing
+/// changed, with the small target edited (the large one is reused), and with the large one
+/// edited (rebuilt).
+fn reload_figures(bin: &Path, gen10k: &Path) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let small = d.join("testapi.yaml");
+    let original = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/testapi.yaml"
+    ))
+    .unwrap();
+    std::fs::write(&small, &original).unwrap();
+    let big = d.join("gen10k.json");
+    std::fs::copy(gen10k, &big).unwrap();
+    let admin = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let config = d.join("gateway.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen: 127.0.0.1:0\nadmin: {admin}\ntargets:\n  - name: big\n    openapi: {{spec: gen10k.json, base_url: \"http://127.0.0.1:9\"}}\n  - name: small\n    openapi: {{spec: testapi.yaml, base_url: \"http://127.0.0.1:9\"}}\n"
+        ),
+    )
+    .unwrap();
+    let (sut, _) = spawn_toolgate(bin, &config);
+    println!("\n## Reload\n");
+    println!(
+        "10,000-operation generated document plus the small test API, `POST /admin/reload`:\n"
+    );
+    println!("| change | wall ms | reload ms (report) | targets rebuilt | tools |");
+    println!("|---|---:|---:|---|---:|");
+    for (i, change) in ["nothing", "small target edited", "large target edited"]
+        .iter()
+        .enumerate()
+    {
+        match i {
+            1 => std::fs::write(&small, original.replace("List pets", "List the pets")).unwrap(),
+            2 => {
+                let mut text = std::fs::read_to_string(&big).unwrap();
+                text.push('\n');
+                std::fs::write(&big, text).unwrap();
+            }
+            _ => {}
+        }
+        let (wall, report) = admin_reload(admin);
+        println!(
+            "| {change} | {:.0} | {:.0} | {} | {} |",
+            wall.as_secs_f64() * 1e3,
+            report["duration_ms"].as_f64().unwrap_or(f64::NAN),
+            report["targets_rebuilt"],
+            report["tools"]
+        );
+    }
+    drop(sut);
 }

@@ -420,7 +420,8 @@ fn answer_fragment(tool: &Tool, answer: &UpstreamAnswer) -> (Bytes, Outcome) {
             ),
         };
     }
-    (content_fragment(tool, answer, answer.is_json), Outcome::Ok)
+    let json = answer.is_json && crate::targets::valid_json(&answer.body);
+    (content_fragment(tool, answer, json), Outcome::Ok)
 }
 
 /// Checks that the answer gives `structuredContent` conforming to the tool's output
@@ -436,25 +437,26 @@ fn structured(
             answer.body.len()
         ));
     }
-    if !answer.is_json {
-        let what = if answer.body.is_empty() {
-            format!("HTTP {} with no content", answer.status)
-        } else if answer.media_type.contains("json") {
-            format!("{} that is not valid JSON", answer.media_type)
-        } else {
-            format!(
-                "{} instead of JSON",
-                if answer.media_type.is_empty() {
-                    "an untyped body"
-                } else {
-                    &answer.media_type
-                }
-            )
-        };
-        return Err(format!("the upstream answered {what}"));
+    if answer.body.is_empty() {
+        return Err(format!(
+            "the upstream answered HTTP {} with no content",
+            answer.status
+        ));
     }
-    let value: Value =
-        serde_json::from_slice(&answer.body).map_err(|e| format!("the answer is not JSON: {e}"))?;
+    if !answer.is_json {
+        let media = if answer.media_type.is_empty() {
+            "an untyped body"
+        } else {
+            &answer.media_type
+        };
+        return Err(format!("the upstream answered {media} instead of JSON"));
+    }
+    let value: Value = serde_json::from_slice(&answer.body).map_err(|e| {
+        format!(
+            "the upstream answered {} that is not valid JSON ({e})",
+            answer.media_type
+        )
+    })?;
     let value = match &tool.output.wrap {
         Some(key) => {
             let mut wrapped = Map::with_capacity(1);
@@ -504,8 +506,9 @@ fn invalid_answer_fragment(tool: &Tool, answer: &UpstreamAnswer, reason: &str) -
     Bytes::from(out)
 }
 
-/// The content of a successful answer; `structured`: JSON also as `structuredContent`.
-fn content_fragment(tool: &Tool, answer: &UpstreamAnswer, structured: bool) -> Bytes {
+/// The content of a successful answer; `json`: the body is valid JSON, given as a text
+/// block and as `structuredContent`.
+fn content_fragment(tool: &Tool, answer: &UpstreamAnswer, json: bool) -> Bytes {
     let mut out = Vec::with_capacity(answer.body.len() * 2 + 128);
     out.extend_from_slice(b"\"content\":[");
     let media = &*answer.media_type;
@@ -513,15 +516,13 @@ fn content_fragment(tool: &Tool, answer: &UpstreamAnswer, structured: bool) -> B
         out.extend_from_slice(b"{\"type\":\"text\",\"text\":");
         jsonrpc::write_json_str(&mut out, &format!("HTTP {} (no content)", answer.status));
         out.push(b'}');
-    } else if answer.is_json {
-        // JSON parsed upstream-side, so it is valid UTF-8.
+    } else if json {
+        // Valid JSON, so valid UTF-8.
         let text = std::str::from_utf8(&answer.body).unwrap_or_default();
         out.extend_from_slice(b"{\"type\":\"text\",\"text\":");
         jsonrpc::write_json_str(&mut out, text);
         out.extend_from_slice(b"}]");
-        if structured {
-            write_structured(&mut out, &tool.output, text);
-        }
+        write_structured(&mut out, &tool.output, text);
         out.extend_from_slice(b",\"isError\":false}");
         return Bytes::from(out);
     } else if let Some(kind) = binary_kind(media) {

@@ -183,12 +183,18 @@ pub struct UpstreamAnswer {
     pub media_type: Box<str>,
     /// The answer body, complete (bounded by the target's size cap).
     pub body: Bytes,
-    /// True when `media_type` is JSON (`application/json` or `+json`) and `body` parsed.
+    /// True when `media_type` is JSON (`application/json` or `+json`) and the body is
+    /// complete; whether it parses is checked when the answer is mapped ([`valid_json`]).
     pub is_json: bool,
     /// True when the body was cut at the size cap (then `is_json` is false).
     pub truncated: bool,
     /// What the upstream's `Cache-Control` allows.
     pub cache: CacheDirectives,
+}
+
+/// Whether `body` is one well-formed JSON value (parsed without building it).
+pub fn valid_json(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok()
 }
 
 /// The parts of an answer's `Cache-Control` that the response cache obeys.

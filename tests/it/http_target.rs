@@ -301,7 +301,7 @@ async fn long_error_bodies_are_cut_on_a_character_boundary() {
 }
 
 #[tokio::test]
-async fn json_is_flagged_only_when_typed_and_valid() {
+async fn json_is_flagged_by_media_type_and_completeness() {
     let upstream = start_upstream().await;
     let client = client();
     let answer = client
@@ -313,7 +313,8 @@ async fn json_is_flagged_only_when_typed_and_valid() {
         .await
         .unwrap();
     assert_eq!(&*answer.media_type, "application/json");
-    assert!(!answer.is_json);
+    assert!(answer.is_json, "typed JSON; whether it parses is the mapping's business");
+    assert!(!toolgate::targets::valid_json(&answer.body));
 
     let answer = client
         .call(
