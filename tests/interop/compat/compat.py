@@ -191,7 +191,10 @@ def cause(check, detail):
     tool, _, text = detail.partition(": ") if check != "listed" else ("", "", detail)
     text = " ".join(text.replace(tool, "<tool>").split()) if tool else text
     text = text.split(" (not given)")[0]
+    if check == "listed":
+        return f"{check}: only part of the catalog"
     text = re.sub(r"#/[^\s:,)]*", "#/...", text)
+    text = re.sub(r"\[[^\]]*\]", "[...]", text)
     text = re.sub(r"'[^']*'", "'...'", text)
     text = re.sub(r"\d+", "N", text)
     return f"{check}: {text[:160]}"
@@ -237,7 +240,9 @@ for report in results:
     for (why, entry), tools in sorted(by_cause.items(), key=lambda kv: -len(kv[1])):
         tools = [t for t in tools if t]
         label = f"known #{entry + 1}" if entry is not None else "FAILED"
+        listed_detail = next((d for c, ok, d in checks if c == "listed"), "") if why.startswith("listed") else ""
         groups.append(f"  {report['framework']} {report['era']} [{label}] {' '.join(why.split())}"
+                      + (f": {listed_detail}" if listed_detail else "")
                       + (f" ({len(tools)}: {', '.join(tools[:3])}{', ...' if len(tools) > 3 else ''})" if tools else ""))
     for note in report.get("notes", []):
         groups.append(f"  {report['framework']} {report['era']} note: {note}")
