@@ -47,7 +47,7 @@ mod generate;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// What the upstream answers to every request: a realistic small JSON object (~300 bytes).
-const ANSWER: &[u8] = br#"{"id":"7","name":"Rex","tag":"dog","age":3,"owner":{"id":12,"name":"Ada Lovelace","email":"ada@example.com"},"vaccinations":[{"name":"rabies","date":"2025-03-01"},{"name":"distemper","date":"2025-04-12"}],"notes":"Friendly; likes long walks and tennis balls."}"#;
+const ANSWER: &[u8] = br#"{"id":7,"name":"Rex","tag":"dog","age":3,"owner":{"id":12,"name":"Ada Lovelace","email":"ada@example.com"},"vaccinations":[{"name":"rabies","date":"2025-03-01"},{"name":"distemper","date":"2025-04-12"}],"notes":"Friendly; likes long walks and tennis balls."}"#;
 
 const META: &str = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
 

@@ -59,6 +59,9 @@ pub struct Naming {
     pub prefix: bool,
     /// Longest name; longer ones are shortened with a hash suffix.
     pub max_length: usize,
+    /// Whether names may contain `.` (legal in MCP, refused by the function-name rules of
+    /// Bedrock, OpenAI and the frameworks built on them: `^[a-zA-Z0-9_-]{1,64}$`).
+    pub allow_dot: bool,
 }
 
 impl Default for Naming {
@@ -67,6 +70,7 @@ impl Default for Naming {
             separator: "___".into(),
             prefix: true,
             max_length: 64,
+            allow_dot: false,
         }
     }
 }
@@ -79,9 +83,15 @@ pub fn is_name_char(c: char) -> bool {
 /// Replaces every character outside `[A-Za-z0-9_.-]` with `_`, collapsing runs, and trims
 /// `_` at both ends.
 pub fn sanitize(raw: &str) -> String {
+    sanitize_to(raw, true)
+}
+
+/// [`sanitize`], also replacing `.` unless `allow_dot`.
+fn sanitize_to(raw: &str, allow_dot: bool) -> String {
     let mut out = String::with_capacity(raw.len());
     for c in raw.chars() {
-        let c = if is_name_char(c) { c } else { '_' };
+        let keep = is_name_char(c) && (allow_dot || c != '.');
+        let c = if keep { c } else { '_' };
         if c == '_' && out.ends_with('_') {
             continue;
         }
@@ -99,14 +109,19 @@ impl Naming {
     /// The full name of `local` in `target`, shortened to `max_length` with a stable hash of
     /// the full name when too long.
     pub fn full_name(&self, target: &str, local: &str) -> String {
-        let local = sanitize(local);
+        let local = sanitize_to(local, self.allow_dot);
         let local = if local.is_empty() {
             "tool".to_string()
         } else {
             local
         };
         let full = if self.prefix {
-            format!("{}{}{}", sanitize(target), self.separator, local)
+            format!(
+                "{}{}{}",
+                sanitize_to(target, self.allow_dot),
+                self.separator,
+                local
+            )
         } else {
             local
         };
@@ -164,13 +179,14 @@ impl ToolPolicy {
 }
 
 /// How an upstream answer becomes `structuredContent`.
-#[derive(Debug, Clone, Default)]
+#[derive(Default)]
 pub struct OutputMapping {
     /// Wrap a JSON answer as `{"<key>": answer}`.
     pub wrap: Option<Box<str>>,
-    /// Whether the tool declares an `outputSchema` (then JSON answers always give
-    /// `structuredContent`).
-    pub has_schema: bool,
+    /// The tool's `outputSchema`, compiled: every result must then carry conforming
+    /// `structuredContent` or be `isError` (clients such as the Python SDK refuse anything
+    /// else).
+    pub schema: Option<jsonschema::Validator>,
 }
 
 /// How one tool uses its target's response cache.
@@ -194,6 +210,9 @@ pub struct Tool {
     pub definition: Box<RawValue>,
     /// Validator of the arguments, compiled once.
     pub validator: jsonschema::Validator,
+    /// Optional arguments whose schema does not admit `null`: a `null` sent for one of
+    /// them (frameworks send `null` for arguments they were not given) means "absent".
+    pub null_is_absent: Box<[Box<str>]>,
     /// Answer mapping.
     pub output: OutputMapping,
     /// Where calls go.
@@ -375,7 +394,7 @@ pub fn build_tools(
         built.collided |= used.contains(base.as_str()) && !mine.contains(base.as_str());
         let name = naming.unique(base, used);
         match build_definition(&name, &spec).and_then(|d| Ok((d, validator?))) {
-            Ok((definition, validator)) => {
+            Ok((definition, (validator, output_schema))) => {
                 let ToolSettings { cache, policy } = settings(&spec);
                 let mut hasher = std::hash::DefaultHasher::new();
                 definition.get().hash(&mut hasher);
@@ -390,9 +409,10 @@ pub fn build_tools(
                     name,
                     definition,
                     validator,
+                    null_is_absent: null_is_absent(&spec.input_schema),
                     output: OutputMapping {
                         wrap: spec.output_wrap,
-                        has_schema: spec.output_schema.is_some(),
+                        schema: output_schema,
                     },
                     binding: spec.operation,
                     policy,
@@ -410,7 +430,9 @@ pub fn build_tools(
 
 /// Compiles the schemas of every tool, on up to one thread per core (at most 8) for large
 /// batches; results are in the order of `specs`.
-fn compile_all<B: Sync>(specs: &[ToolSpec<B>]) -> Vec<Result<jsonschema::Validator, String>> {
+type Compiled = (jsonschema::Validator, Option<jsonschema::Validator>);
+
+fn compile_all<B: Sync>(specs: &[ToolSpec<B>]) -> Vec<Result<Compiled, String>> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
     if threads == 1 || specs.len() < 64 {
         return specs.iter().map(compile_tool).collect();
@@ -428,14 +450,92 @@ fn compile_all<B: Sync>(specs: &[ToolSpec<B>]) -> Vec<Result<jsonschema::Validat
     })
 }
 
-/// Compiles the input schema (kept) and checks that the output schema compiles.
-fn compile_tool<B>(spec: &ToolSpec<B>) -> Result<jsonschema::Validator, String> {
+/// Compiles the input schema and the output schema.
+fn compile_tool<B>(spec: &ToolSpec<B>) -> Result<Compiled, String> {
     let validator = compile_schema(&spec.input_schema)
         .map_err(|e| format!("inputSchema does not compile: {e}"))?;
-    if let Some(output) = &spec.output_schema {
-        compile_schema(output).map_err(|e| format!("outputSchema does not compile: {e}"))?;
+    let output = match &spec.output_schema {
+        Some(output) => Some(
+            compile_schema(output).map_err(|e| format!("outputSchema does not compile: {e}"))?,
+        ),
+        None => None,
+    };
+    Ok((validator, output))
+}
+
+/// The optional top-level properties of `schema` whose own schema certainly rejects `null`.
+fn null_is_absent(schema: &Value) -> Box<[Box<str>]> {
+    let Some(properties) = schema.get("properties").and_then(Value::as_object) else {
+        return Box::default();
+    };
+    let required: HashSet<&str> = schema
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let defs = schema.get("$defs");
+    let mut names: Vec<Box<str>> = properties
+        .iter()
+        .filter(|(name, property)| {
+            !required.contains(name.as_str()) && rejects_null(property, defs, 0)
+        })
+        .map(|(name, _)| name.as_str().into())
+        .collect();
+    names.sort();
+    names.into_boxed_slice()
+}
+
+/// Whether `schema` certainly rejects `null` (unsure: false, so validation decides).
+fn rejects_null(schema: &Value, defs: Option<&Value>, depth: usize) -> bool {
+    let Some(object) = schema.as_object() else {
+        return schema == &Value::Bool(false);
+    };
+    if depth > 8 {
+        return false;
     }
-    Ok(validator)
+    if let Some(reference) = object.get("$ref").and_then(Value::as_str) {
+        return reference
+            .strip_prefix("#/$defs/")
+            .and_then(|name| defs?.get(name))
+            .is_some_and(|target| rejects_null(target, defs, depth + 1));
+    }
+    let admits = |v: &Value| v.is_null();
+    if object.get("const").is_some_and(admits)
+        || object
+            .get("enum")
+            .and_then(Value::as_array)
+            .is_some_and(|e| e.iter().any(admits))
+    {
+        return false;
+    }
+    let by_type = match object.get("type") {
+        Some(Value::String(t)) => Some(t != "null"),
+        Some(Value::Array(types)) => Some(!types.iter().any(|t| t == "null")),
+        _ => None,
+    };
+    let any_branch_admits = ["anyOf", "oneOf"].iter().any(|k| {
+        object
+            .get(*k)
+            .and_then(Value::as_array)
+            .is_some_and(|branches| branches.iter().any(|b| !rejects_null(b, defs, depth + 1)))
+    });
+    let all_reject = object
+        .get("allOf")
+        .and_then(Value::as_array)
+        .is_some_and(|parts| parts.iter().any(|p| rejects_null(p, defs, depth + 1)));
+    match by_type {
+        Some(rejects) => rejects || all_reject,
+        None if any_branch_admits => false,
+        None => {
+            all_reject
+                || ["anyOf", "oneOf"].iter().any(|k| {
+                    object
+                        .get(*k)
+                        .and_then(Value::as_array)
+                        .is_some_and(|branches| !branches.is_empty())
+                })
+        }
+    }
 }
 
 /// The MCP `Tool` object of `spec` named `name`, serialized once.
@@ -466,6 +566,53 @@ pub fn compile_schema(schema: &Value) -> Result<jsonschema::Validator, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nulls_of_optional_non_nullable_properties_are_absent() {
+        let schema = serde_json::json!({
+            "type": "object",
+            "required": ["id"],
+            "$defs": {"Tag": {"type": "string"}, "Any": {}},
+            "properties": {
+                "id": {"type": "integer"},
+                "limit": {"type": "integer"},
+                "note": {"type": ["string", "null"]},
+                "tag": {"$ref": "#/$defs/Tag"},
+                "free": {"$ref": "#/$defs/Any"},
+                "either": {"anyOf": [{"type": "string"}, {"type": "integer"}]},
+                "maybe": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+                "choice": {"enum": ["a", null]},
+                "anything": {},
+            }
+        });
+        assert_eq!(
+            &*null_is_absent(&schema),
+            &["either".into(), "limit".into(), "tag".into()] as &[Box<str>]
+        );
+    }
+
+    #[test]
+    fn strict_names_replace_dots_and_stay_unique() {
+        let strict = Naming::default();
+        assert_eq!(
+            strict.full_name("k8s.api", "metrics.yml"),
+            "k8s_api___metrics_yml"
+        );
+        let mcp = Naming {
+            allow_dot: true,
+            ..Naming::default()
+        };
+        assert_eq!(
+            mcp.full_name("k8s.api", "metrics.yml"),
+            "k8s.api___metrics.yml"
+        );
+        let mut used = HashSet::new();
+        used.insert(Arc::from(strict.full_name("t", "a.b")));
+        assert_eq!(
+            strict.unique(strict.full_name("t", "a_b"), &used),
+            "t___a_b_2"
+        );
+    }
 
     #[test]
     fn sanitize_replaces_and_collapses() {

@@ -123,7 +123,7 @@ impl Default for GatewaySettings {
             name: "toolgate".into(),
             instructions: None,
             naming: NamingConfig::default(),
-            page_size: 200,
+            page_size: 1000,
             max_body: ByteSize(4 << 20),
             max_response: ByteSize(10 << 20),
             allowed_origins: Vec::new(),
@@ -149,6 +149,9 @@ pub struct NamingConfig {
     pub prefix: PrefixMode,
     /// Longest tool name (1 to 128; default 64, which every major LLM API accepts).
     pub max_length: usize,
+    /// Characters tool names may use: `strict` (default) `[A-Za-z0-9_-]`, what Bedrock,
+    /// OpenAI and the agent frameworks accept; `mcp` also `.` (the MCP rule).
+    pub charset: NameCharset,
 }
 
 impl Default for NamingConfig {
@@ -157,8 +160,19 @@ impl Default for NamingConfig {
             separator: "___".into(),
             prefix: PrefixMode::Always,
             max_length: 64,
+            charset: NameCharset::Strict,
         }
     }
+}
+
+/// `gateway.naming.charset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NameCharset {
+    /// `[A-Za-z0-9_-]`: accepted by every model API's function names.
+    Strict,
+    /// `[A-Za-z0-9_.-]`: the MCP tool-name alphabet.
+    Mcp,
 }
 
 /// Whether tool names carry the target name.
@@ -198,6 +212,15 @@ pub struct TargetConfig {
     /// Scopes a caller's token needs to see and call this target's tools (inbound auth).
     #[serde(default)]
     pub scopes: Vec<String>,
+    /// Whether the target's tools declare the `outputSchema` their source gives (default
+    /// true). A declared schema is enforced on every answer (conforming `structuredContent`
+    /// or `isError`); `false` is for upstreams whose answers stray from their documents.
+    #[serde(default = "yes")]
+    pub output_schemas: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl TargetConfig {
@@ -253,6 +276,10 @@ pub struct OperationConfig {
     /// the automatic choice (e.g. `multipart/form-data` over `application/json`).
     #[serde(default)]
     pub content_type: Option<String>,
+    /// Whether this tool declares its `outputSchema` (overrides the target's
+    /// `output_schemas`).
+    #[serde(default)]
+    pub output_schema: Option<bool>,
 }
 
 /// A per-operation cache setting.
@@ -660,12 +687,22 @@ impl Config {
                 "gateway.naming.max_length must be between 1 and 128",
             ));
         }
-        if !naming.separator.chars().all(crate::catalog::is_name_char) {
+        let dot_ok = naming.charset == NameCharset::Mcp;
+        if !naming
+            .separator
+            .chars()
+            .all(|c| crate::catalog::is_name_char(c) && (dot_ok || c != '.'))
+        {
             return Err(ConfigError::file(
                 path,
                 format!(
-                    "gateway.naming.separator `{}` may only use A-Z a-z 0-9 _ . -",
-                    naming.separator
+                    "gateway.naming.separator `{}` may only use A-Z a-z 0-9 _ -{}",
+                    naming.separator,
+                    if dot_ok {
+                        " ."
+                    } else {
+                        " (and . with naming.charset: mcp)"
+                    }
                 ),
             ));
         }

@@ -109,6 +109,7 @@ pub fn naming(config: &Config) -> Naming {
         separator: n.separator.clone(),
         prefix: n.prefix == PrefixMode::Always,
         max_length: n.max_length,
+        allow_dot: n.charset == crate::config::NameCharset::Mcp,
     }
 }
 
@@ -236,6 +237,16 @@ fn build_target(
         .map(|p| (p.clone(), content_hash(p)))
         .collect();
     let mut warnings = std::mem::take(&mut loaded.warnings);
+    for spec in &mut loaded.specs {
+        let declared = target
+            .operations
+            .get(&spec.name)
+            .and_then(|o| o.output_schema)
+            .unwrap_or(target.output_schemas);
+        if !declared {
+            spec.output_schema = None;
+        }
+    }
     apply_overrides(target, &mut loaded.specs, &mut warnings).map_err(|message| {
         LoadError::Target {
             target: name.clone(),

@@ -34,16 +34,20 @@ pub enum Outcome {
     Denied,
     /// The arguments did not match the input schema; the upstream was not called.
     InvalidArguments,
+    /// The upstream answered, but not what the tool's outputSchema describes (the result
+    /// is `isError` with the answer as text).
+    InvalidAnswer,
 }
 
 impl Outcome {
-    const ALL: [Outcome; 6] = [
+    const ALL: [Outcome; 7] = [
         Outcome::Ok,
         Outcome::ToolError,
         Outcome::UpstreamError,
         Outcome::Timeout,
         Outcome::Denied,
         Outcome::InvalidArguments,
+        Outcome::InvalidAnswer,
     ];
 
     /// The label value.
@@ -55,6 +59,7 @@ impl Outcome {
             Outcome::Timeout => "timeout",
             Outcome::Denied => "denied",
             Outcome::InvalidArguments => "invalid_arguments",
+            Outcome::InvalidAnswer => "invalid_answer",
         }
     }
 }
@@ -77,17 +82,20 @@ const METHODS: &[&str] = &[
 /// Reasons an inbound request fails authentication (label values of
 /// `toolgate_auth_failures_total`).
 pub const AUTH_FAILURE_REASONS: &[&str] = &[
-    "missing_token",
-    "malformed_token",
-    "bad_signature",
-    "unknown_key",
+    "missing",
+    "malformed",
+    "algorithm",
+    "unknown_kid",
+    "signature",
     "expired",
     "not_yet_valid",
-    "wrong_issuer",
-    "wrong_audience",
-    "client_not_allowed",
+    "issuer",
+    "audience",
+    "claims",
+    "client",
+    "claim_rule",
     "insufficient_scope",
-    "claim_mismatch",
+    "keys_unavailable",
 ];
 
 /// Every metric family toolgate registers (histograms without their `_bucket`, `_sum` and
@@ -434,7 +442,7 @@ impl Default for Metrics {
 /// One tool's metric handles, bound at load.
 #[derive(Clone)]
 pub struct ToolMetrics {
-    calls: [IntCounter; 6],
+    calls: [IntCounter; 7],
     /// Gateway duration of a call.
     pub duration: Histogram,
     /// Upstream part of a call.

@@ -68,10 +68,25 @@ pub(super) async fn handle(
     let started = Instant::now();
     let metrics = &tool.metrics;
     metrics.request_bytes.observe(params_len as f64);
-    let arguments = match params.arguments {
+    let mut arguments = match params.arguments {
         None | Some(Value::Null) => Value::Object(Map::new()),
         Some(v) => v,
     };
+    // `null` for an optional argument whose schema has no null means "not given" (what
+    // frameworks such as CrewAI send for every argument they leave out); it is never
+    // forwarded.
+    if !tool.null_is_absent.is_empty()
+        && let Value::Object(map) = &mut arguments
+        && map.values().any(Value::is_null)
+    {
+        map.retain(|name, value| {
+            !(value.is_null()
+                && tool
+                    .null_is_absent
+                    .binary_search_by(|n| (**n).cmp(name.as_str()))
+                    .is_ok())
+        });
+    }
     if !tool.validator.is_valid(&arguments) || !arguments.is_object() {
         let fragment = error_fragment(&validation_report(tool, &arguments));
         write_result(out, call.id, call.era, &fragment);
@@ -208,7 +223,8 @@ fn rendered_answer(tool: &Tool, answer: &UpstreamAnswer) -> Rendered {
     tool.metrics
         .response_bytes
         .observe(answer.body.len() as f64);
-    let mut r = Rendered::new(answer_fragment(tool, answer), Outcome::Ok);
+    let (fragment, outcome) = answer_fragment(tool, answer);
+    let mut r = Rendered::new(fragment, outcome);
     r.status = Some(answer.status);
     r.directives = answer.cache;
     r.truncated = answer.truncated;
@@ -376,7 +392,7 @@ pub(super) fn write_answer(
     tool: &Tool,
     answer: &UpstreamAnswer,
 ) {
-    write_result(out, id, era, &answer_fragment(tool, answer));
+    write_result(out, id, era, &answer_fragment(tool, answer).0);
 }
 
 /// The fragment of an `isError` result with one text block.
@@ -390,8 +406,106 @@ fn error_fragment(text: &str) -> Bytes {
 
 /// Maps a successful upstream answer to the fragment of a result: JSON gives
 /// `structuredContent` plus a text block with the same JSON; images and audio give their
-/// content types; other binary gives an embedded resource; anything else is text.
-fn answer_fragment(tool: &Tool, answer: &UpstreamAnswer) -> Bytes {
+/// content types; other binary gives an embedded resource; anything else is text. For a
+/// tool with an `outputSchema`, the result carries `structuredContent` that conforms to it,
+/// or is `isError` with the reason and the answer as text (never neither: strict clients
+/// refuse a result without the structured content their schema promises).
+fn answer_fragment(tool: &Tool, answer: &UpstreamAnswer) -> (Bytes, Outcome) {
+    if let Some(schema) = &tool.output.schema {
+        return match structured(tool, schema, answer) {
+            Ok(()) => (content_fragment(tool, answer, true), Outcome::Ok),
+            Err(reason) => (
+                invalid_answer_fragment(tool, answer, &reason),
+                Outcome::InvalidAnswer,
+            ),
+        };
+    }
+    (content_fragment(tool, answer, answer.is_json), Outcome::Ok)
+}
+
+/// Checks that the answer gives `structuredContent` conforming to the tool's output
+/// schema; the reason when it does not.
+fn structured(
+    tool: &Tool,
+    schema: &jsonschema::Validator,
+    answer: &UpstreamAnswer,
+) -> Result<(), String> {
+    if answer.truncated {
+        return Err(format!(
+            "the answer was cut at {} bytes (the gateway's response size limit), so it is not the complete JSON the tool's outputSchema describes",
+            answer.body.len()
+        ));
+    }
+    if !answer.is_json {
+        let what = if answer.body.is_empty() {
+            format!("HTTP {} with no content", answer.status)
+        } else if answer.media_type.contains("json") {
+            format!("{} that is not valid JSON", answer.media_type)
+        } else {
+            format!(
+                "{} instead of JSON",
+                if answer.media_type.is_empty() {
+                    "an untyped body"
+                } else {
+                    &answer.media_type
+                }
+            )
+        };
+        return Err(format!("the upstream answered {what}"));
+    }
+    let value: Value =
+        serde_json::from_slice(&answer.body).map_err(|e| format!("the answer is not JSON: {e}"))?;
+    let value = match &tool.output.wrap {
+        Some(key) => {
+            let mut wrapped = Map::with_capacity(1);
+            wrapped.insert(key.to_string(), value);
+            Value::Object(wrapped)
+        }
+        None => value,
+    };
+    if schema.is_valid(&value) {
+        return Ok(());
+    }
+    let mut problems = schema.iter_errors(&value).map(|e| {
+        let at = e.instance_path().to_string();
+        format!(
+            "at {}: {e}",
+            if at.is_empty() { "(root)".into() } else { at }
+        )
+    });
+    let first = problems.next().unwrap_or_default();
+    let more = problems.count();
+    Err(if more == 0 {
+        format!("the answer does not match the tool's outputSchema ({first})")
+    } else {
+        format!("the answer does not match the tool's outputSchema ({first}; and {more} more)")
+    })
+}
+
+/// The `isError` result of an answer that cannot give conforming `structuredContent`: the
+/// reason, then the answer itself as text, so that the model still sees what came back.
+fn invalid_answer_fragment(tool: &Tool, answer: &UpstreamAnswer, reason: &str) -> Bytes {
+    let mut out = Vec::with_capacity(answer.body.len() + reason.len() + 128);
+    out.extend_from_slice(b"\"content\":[{\"type\":\"text\",\"text\":");
+    jsonrpc::write_json_str(
+        &mut out,
+        &format!(
+            "Tool {} answered, but {reason}. The answer follows as text.",
+            tool.name
+        ),
+    );
+    out.push(b'}');
+    if !answer.body.is_empty() && binary_kind(&answer.media_type).is_none() {
+        out.extend_from_slice(b",{\"type\":\"text\",\"text\":");
+        jsonrpc::write_json_str(&mut out, &String::from_utf8_lossy(&answer.body));
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"],\"isError\":true}");
+    Bytes::from(out)
+}
+
+/// The content of a successful answer; `structured`: JSON also as `structuredContent`.
+fn content_fragment(tool: &Tool, answer: &UpstreamAnswer, structured: bool) -> Bytes {
     let mut out = Vec::with_capacity(answer.body.len() * 2 + 128);
     out.extend_from_slice(b"\"content\":[");
     let media = &*answer.media_type;
@@ -405,7 +519,9 @@ fn answer_fragment(tool: &Tool, answer: &UpstreamAnswer) -> Bytes {
         out.extend_from_slice(b"{\"type\":\"text\",\"text\":");
         jsonrpc::write_json_str(&mut out, text);
         out.extend_from_slice(b"}]");
-        write_structured(&mut out, &tool.output, text);
+        if structured {
+            write_structured(&mut out, &tool.output, text);
+        }
         out.extend_from_slice(b",\"isError\":false}");
         return Bytes::from(out);
     } else if let Some(kind) = binary_kind(media) {

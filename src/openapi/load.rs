@@ -66,7 +66,47 @@ pub(crate) fn parse_document(text: &str, path: &Path) -> Result<Value, SpecError
             Err(_) => {}
         }
     }
-    parse_yaml(text).map_err(|e| error(format!("invalid YAML: {e}")))
+    let mut value = parse_yaml(text).map_err(|e| error(format!("invalid YAML: {e}")))?;
+    restore_big_integers(&mut value);
+    Ok(value)
+}
+
+/// The YAML parser reads an integer beyond 64 bits as a float, which would then be written
+/// `1.8446744073709552e19`: a float where the document wrote an integer (pydantic refuses it
+/// as an integer field's bound). Such floats are integral and at least 2^63 in magnitude;
+/// they are turned back into the integer the document wrote, in the shortest digits that
+/// round-trip, as JavaScript prints them (`18446744073709552000`), which is how such numbers
+/// get into documents in the first place. JSON documents keep every number as written
+/// (serde_json's `arbitrary_precision`).
+fn restore_big_integers(value: &mut Value) {
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            let Some(f) = n.as_f64() else { return };
+            if f.fract() != 0.0 || !(9.223_372_036_854_776e18..1e21).contains(&f.abs()) {
+                return;
+            }
+            // `{:e}` is the shortest representation that round-trips: `1.8446744073709552e19`.
+            let shortest = format!("{:e}", f.abs());
+            let Some((mantissa, exponent)) = shortest.split_once('e') else {
+                return;
+            };
+            let Ok(exponent) = exponent.parse::<usize>() else {
+                return;
+            };
+            let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+            let Some(zeros) = (exponent + 1).checked_sub(digits.len()) else {
+                return;
+            };
+            let sign = if f < 0.0 { "-" } else { "" };
+            let text = format!("{sign}{digits}{}", "0".repeat(zeros));
+            if let Ok(integer) = text.parse::<serde_json::Number>() {
+                *n = integer;
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(restore_big_integers),
+        Value::Object(members) => members.values_mut().for_each(restore_big_integers),
+        _ => {}
+    }
 }
 
 fn parse_yaml(text: &str) -> Result<Value, serde_saphyr::Error> {

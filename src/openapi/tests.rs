@@ -1083,3 +1083,49 @@ fn swagger_2_definitions_named_through_the_file_name_resolve() {
         converted.skipped
     );
 }
+
+#[test]
+fn numbers_are_kept_as_the_document_writes_them() {
+    // JS-generated documents write u64::MAX as 18446744073709552000; read as an f64 and
+    // written back it would be 1.8446744073709552e19, which pydantic refuses as the bound
+    // of an integer field.
+    let params = |max: &str, low: &str, ratio: &str| {
+        format!(
+            r#"{{"openapi": "3.0.3", "info": {{"title": "t", "version": "1"}}, "servers": [{{"url": "https://api.example.com"}}],
+  "paths": {{"/m": {{"get": {{"operationId": "metrics", "responses": {{"200": {{"description": "ok"}}}}, "parameters": [
+    {{"name": "limit", "in": "query", "schema": {{"type": "integer", "minimum": 0, "maximum": {max}}}}},
+    {{"name": "low", "in": "query", "schema": {{"type": "integer", "minimum": {low}}}}},
+    {{"name": "ratio", "in": "query", "schema": {{"type": "number", "multipleOf": 0.1, "default": {ratio}}}}}]}}}}}}}}"#
+        )
+    };
+    let json = params("18446744073709552000", "-9223372036854775809", "1.50");
+    // JSON keeps every number exactly as written.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("spec.json");
+    std::fs::write(&path, &json).unwrap();
+    let schema =
+        serde_json::to_string(&only(&load_and_convert(&path, &options()).unwrap()).input_schema)
+            .unwrap();
+    for written in [
+        r#""maximum":18446744073709552000"#,
+        r#""minimum":-9223372036854775809"#,
+        r#""default":1.50"#,
+        r#""multipleOf":0.1"#,
+    ] {
+        assert!(schema.contains(written), "{written}: {schema}");
+    }
+    // YAML (the same text is a YAML flow mapping): integers beyond 64 bits stay integers,
+    // in the digits JavaScript prints.
+    let path = dir.path().join("spec.yaml");
+    std::fs::write(&path, json.replace("\"openapi\"", "openapi")).unwrap();
+    let schema =
+        serde_json::to_string(&only(&load_and_convert(&path, &options()).unwrap()).input_schema)
+            .unwrap();
+    for written in [
+        r#""maximum":18446744073709552000"#,
+        r#""minimum":-9223372036854776000"#,
+        r#""multipleOf":0.1"#,
+    ] {
+        assert!(schema.contains(written), "{written}: {schema}");
+    }
+}

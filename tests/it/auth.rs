@@ -22,7 +22,9 @@ fn pets(r: &Recorded) -> Answer {
     match (r.method.as_str(), r.path()) {
         ("GET", "/api/pets") => Answer::Json(200, json!([{"id": 1, "name": "Rex"}])),
         ("POST", "/api/pets") => Answer::Json(201, json!({"id": 2, "name": "Bo"})),
-        ("GET", p) if p.starts_with("/api/pets/") => Answer::Json(200, json!({"id": 1})),
+        ("GET", p) if p.starts_with("/api/pets/") => {
+            Answer::Json(200, json!({"id": 1, "name": "Rex"}))
+        }
         _ => Answer::Json(404, json!({"error": "no route"})),
     }
 }

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use crate::support::{
-    Answer, Gateway, Recorded, Upstream, all_lifecycles, client, fixture, modern_headers,
-    modern_meta, post_raw,
+    Answer, Gateway, Lifecycle, Recorded, Upstream, all_lifecycles, client, fixture,
+    modern_headers, modern_meta, post_raw,
 };
 use rmcp::model::CallToolRequestParams;
 use serde_json::{Value, json};
@@ -22,6 +22,12 @@ fn api(r: &Recorded) -> Answer {
             pet["id"] = json!(3);
             Answer::Json(201, pet)
         }
+        ("GET", "/api/pets/cut") => {
+            Answer::Raw(200, "application/json", br#"{"id": 7, "na"#.to_vec())
+        }
+        ("GET", "/api/pets/off-schema") => Answer::Json(200, json!({"id": "seven"})),
+        ("GET", "/api/pets/empty") => Answer::Raw(200, "application/json", Vec::new()),
+        ("GET", "/api/pets/html") => Answer::Raw(200, "text/html", b"<p>Rex</p>".to_vec()),
         ("GET", p) if p.starts_with("/api/pets/") => {
             Answer::Json(200, json!({"id": 7, "name": "Rex", "tag": "dog"}))
         }
@@ -405,7 +411,7 @@ async fn graceful_shutdown_drains_in_flight_calls() {
     let release = Arc::new(tokio::sync::Notify::new());
     let gate = release.clone();
     let upstream =
-        Upstream::start(move |_| Answer::After(gate.clone(), json!({"done": true}))).await;
+        Upstream::start(move |_| Answer::After(gate.clone(), json!({"name": "done"}))).await;
     let mut gateway = Gateway::start(
         &config(&upstream, ""),
         &[("testapi.yaml", &fixture("testapi.yaml"))],
@@ -440,6 +446,121 @@ async fn graceful_shutdown_drains_in_flight_calls() {
     release.notify_one();
     let (status, _, reply) = call.await.unwrap();
     assert_eq!(status, 200);
-    assert_eq!(reply["result"]["structuredContent"], json!({"done": true}));
+    assert_eq!(
+        reply["result"]["structuredContent"],
+        json!({"name": "done"})
+    );
     drained.await.unwrap();
+}
+
+#[tokio::test]
+async fn results_of_tools_with_an_output_schema_conform_or_are_errors() {
+    let (upstream, gateway) = start().await;
+    let mcp = client(&gateway.url(), Lifecycle::Discover).await;
+    let call = |pet: &'static str| {
+        mcp.call_tool(
+            CallToolRequestParams::new("api___getPet").with_arguments(args(json!({"petId": pet}))),
+        )
+    };
+    let ok = call("7").await.unwrap();
+    assert_eq!(ok.is_error, Some(false));
+    assert_eq!(
+        ok.structured_content,
+        Some(json!({"id": 7, "name": "Rex", "tag": "dog"}))
+    );
+    for (pet, reason) in [
+        ("cut", "application/json that is not valid JSON"),
+        ("off-schema", "does not match the tool's outputSchema"),
+        ("empty", "with no content"),
+        ("html", "text/html instead of JSON"),
+    ] {
+        let result = call(pet).await.unwrap();
+        assert_eq!(result.is_error, Some(true), "{pet}: {result:?}");
+        assert!(result.structured_content.is_none(), "{pet}");
+        let text = text_of(&result);
+        assert!(text.contains(reason), "{pet}: {text}");
+    }
+    // The model still sees what came back.
+    assert!(text_of(&call("off-schema").await.unwrap()).contains(r#"{"id":"seven"}"#));
+    let metrics = gateway.metrics_text().await;
+    assert!(
+        metrics.contains(r#"toolgate_tool_calls_total{outcome="invalid_answer",target="api",tool="api___getPet"} 5"#),
+        "{metrics}"
+    );
+    // Arrays are wrapped, as the schema says.
+    let list = mcp
+        .call_tool(CallToolRequestParams::new("api___listPets").with_arguments(args(json!({}))))
+        .await
+        .unwrap();
+    assert_eq!(list.is_error, Some(false), "{list:?}");
+    assert_eq!(list.structured_content.unwrap()["result"][1]["name"], "Tom");
+    mcp.cancel().await.unwrap();
+
+    // A target whose upstream strays from its document can leave its schemas out.
+    let loose = format!(
+        "  - name: loose\n    output_schemas: false\n    openapi: {{ spec: testapi.yaml, base_url: \"{}/api\" }}\n",
+        upstream.url()
+    );
+    let gateway = Gateway::start(
+        &config(&upstream, &loose),
+        &[("testapi.yaml", &fixture("testapi.yaml"))],
+    )
+    .await;
+    let mcp = client(&gateway.url(), Lifecycle::Discover).await;
+    let tools = mcp.list_all_tools().await.unwrap();
+    let tool = tools.iter().find(|t| t.name == "loose___getPet").unwrap();
+    assert!(tool.output_schema.is_none(), "{tool:?}");
+    let result = mcp
+        .call_tool(
+            CallToolRequestParams::new("loose___getPet")
+                .with_arguments(args(json!({"petId": "off-schema"}))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(result.is_error, Some(false));
+    assert_eq!(result.structured_content, Some(json!({"id": "seven"})));
+    mcp.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn null_for_an_optional_argument_means_absent() {
+    let (upstream, gateway) = start().await;
+    let mcp = client(&gateway.url(), Lifecycle::Discover).await;
+    // What CrewAI sends: every optional argument it was not given, as null.
+    let result = mcp
+        .call_tool(CallToolRequestParams::new("api___getPet").with_arguments(args(
+            json!({"petId": "7", "fields": null, "tags": null, "X-Request-Tag": null, "session": null}),
+        )))
+        .await
+        .unwrap();
+    assert_eq!(result.is_error, Some(false), "{}", text_of(&result));
+    let sent = upstream.requests().pop().unwrap();
+    assert_eq!(sent.uri, "/api/pets/7", "nothing of the nulls is forwarded");
+    assert!(sent.header("x-request-tag").is_none() && sent.header("cookie").is_none());
+    // A required argument stays required; a nullable one keeps its null.
+    let missing = mcp
+        .call_tool(
+            CallToolRequestParams::new("api___getPet").with_arguments(args(json!({"petId": null}))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(missing.is_error, Some(true));
+    assert!(
+        text_of(&missing).contains("/petId"),
+        "{}",
+        text_of(&missing)
+    );
+    let created = mcp
+        .call_tool(
+            CallToolRequestParams::new("api___createPet")
+                .with_arguments(args(json!({"name": "Bo", "tag": null, "age": null}))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.is_error, Some(false), "{}", text_of(&created));
+    assert_eq!(
+        upstream.requests().pop().unwrap().json(),
+        json!({"name": "Bo", "tag": null})
+    );
+    mcp.cancel().await.unwrap();
 }

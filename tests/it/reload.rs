@@ -395,7 +395,8 @@ async fn notification_streams_hear_of_tool_list_changes() {
 async fn beyond_the_concurrency_limit_requests_are_shed_and_probes_answer() {
     let release = Arc::new(tokio::sync::Notify::new());
     let gate = release.clone();
-    let upstream = Upstream::start(move |_| Answer::After(gate.clone(), json!({"ok": true}))).await;
+    let upstream =
+        Upstream::start(move |_| Answer::After(gate.clone(), json!({"name": "Rex"}))).await;
     let yaml = format!(
         "gateway: {{ max_concurrent_requests: 2 }}\ntargets:\n  - name: api\n    openapi: {{ spec: testapi.yaml, base_url: \"{}/api\" }}\n",
         upstream.url()
