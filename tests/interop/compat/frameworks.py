@@ -168,6 +168,12 @@ def crewai_run():
 
     # Wrap the adapter's per-tool conversion so that one tool's failure is recorded and
     # does not abort the whole listing (the adapter itself raises on the first failure).
+    from crewai.tools import BaseTool
+
+    class Failed(BaseTool):  # stands in for a tool the adapter could not convert
+        def _run(self, **kwargs):
+            raise RuntimeError("not converted")
+
     original = adapter_module.CrewAIToolAdapter.adapt
     failures, names = [], {}
 
@@ -178,11 +184,11 @@ def crewai_run():
             return tool
         except Exception as e:
             failures.append((mcp_tool.name, e))
-            return None
+            return Failed(name=f"compat-failed-{len(failures)}", description="conversion failed")
 
     adapter_module.CrewAIToolAdapter.adapt = adapt
     with MCPServerAdapter({"url": URL, "transport": "streamable-http"}, connect_timeout=60) as collection:
-        tools = [t for t in collection if t is not None]
+        tools = [t for t in collection if not t.name.startswith("compat-failed-")]
         for mcp_name, e in failures:
             conversion_failed(mcp_name, e)
         if failures:
