@@ -773,7 +773,7 @@ fn scale(opts: &Options) {
             ),
         )
         .unwrap();
-        let (wall, _, out) = check_rusage(&opts.toolgate, &config);
+        let (wall, check_rss_kb, out) = check_rusage(&opts.toolgate, &config);
         let tools = out
             .split(" tools from")
             .next()
@@ -784,9 +784,10 @@ fn scale(opts: &Options) {
         let serve_hwm = status_kb(sut.pid(), "VmHWM");
         drop(sut);
         println!(
-            "| {name} | {:.1} MB | {tools} | {:.0} | {:.0} | {:.1} |",
+            "| {name} | {:.1} MB | {tools} | {:.0} | {:.0} | {:.0} | {:.1} |",
             size as f64 / 1e6,
             wall.as_secs_f64() * 1e3,
+            check_rss_kb as f64 / 1024.0,
             ready.as_secs_f64() * 1e3,
             serve_hwm as f64 / 1024.0
         );

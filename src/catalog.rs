@@ -183,10 +183,30 @@ impl ToolPolicy {
 pub struct OutputMapping {
     /// Wrap a JSON answer as `{"<key>": answer}`.
     pub wrap: Option<Box<str>>,
-    /// The tool's `outputSchema`, compiled: every result must then carry conforming
+    /// Whether the tool declares an `outputSchema`: every result must then carry conforming
     /// `structuredContent` or be `isError` (clients such as the Python SDK refuse anything
     /// else).
-    pub schema: Option<jsonschema::Validator>,
+    pub has_schema: bool,
+    /// The output schema compiled, on the tool's first answer: compiled validators are
+    /// large, and most tools of a big catalog are never called (the schema was checked to
+    /// compile at load).
+    schema: std::sync::OnceLock<Option<jsonschema::Validator>>,
+}
+
+impl Tool {
+    /// The compiled output schema, when the tool declares one.
+    pub fn output_schema(&self) -> Option<&jsonschema::Validator> {
+        if !self.output.has_schema {
+            return None;
+        }
+        self.output
+            .schema
+            .get_or_init(|| {
+                let definition: Value = serde_json::from_str(self.definition.get()).ok()?;
+                compile_schema(definition.get("outputSchema")?).ok()
+            })
+            .as_ref()
+    }
 }
 
 /// How one tool uses its target's response cache.
@@ -394,7 +414,7 @@ pub fn build_tools(
         built.collided |= used.contains(base.as_str()) && !mine.contains(base.as_str());
         let name = naming.unique(base, used);
         match build_definition(&name, &spec).and_then(|d| Ok((d, validator?))) {
-            Ok((definition, (validator, output_schema))) => {
+            Ok((definition, validator)) => {
                 let ToolSettings { cache, policy } = settings(&spec);
                 let mut hasher = std::hash::DefaultHasher::new();
                 definition.get().hash(&mut hasher);
@@ -412,7 +432,8 @@ pub fn build_tools(
                     null_is_absent: null_is_absent(&spec.input_schema),
                     output: OutputMapping {
                         wrap: spec.output_wrap,
-                        schema: output_schema,
+                        has_schema: spec.output_schema.is_some(),
+                        schema: std::sync::OnceLock::new(),
                     },
                     binding: spec.operation,
                     policy,
@@ -430,9 +451,7 @@ pub fn build_tools(
 
 /// Compiles the schemas of every tool, on up to one thread per core (at most 8) for large
 /// batches; results are in the order of `specs`.
-type Compiled = (jsonschema::Validator, Option<jsonschema::Validator>);
-
-fn compile_all<B: Sync>(specs: &[ToolSpec<B>]) -> Vec<Result<Compiled, String>> {
+fn compile_all<B: Sync>(specs: &[ToolSpec<B>]) -> Vec<Result<jsonschema::Validator, String>> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
     if threads == 1 || specs.len() < 64 {
         return specs.iter().map(compile_tool).collect();
@@ -450,17 +469,14 @@ fn compile_all<B: Sync>(specs: &[ToolSpec<B>]) -> Vec<Result<Compiled, String>> 
     })
 }
 
-/// Compiles the input schema and the output schema.
-fn compile_tool<B>(spec: &ToolSpec<B>) -> Result<Compiled, String> {
+/// Compiles the input schema (kept) and checks that the output schema compiles.
+fn compile_tool<B>(spec: &ToolSpec<B>) -> Result<jsonschema::Validator, String> {
     let validator = compile_schema(&spec.input_schema)
         .map_err(|e| format!("inputSchema does not compile: {e}"))?;
-    let output = match &spec.output_schema {
-        Some(output) => Some(
-            compile_schema(output).map_err(|e| format!("outputSchema does not compile: {e}"))?,
-        ),
-        None => None,
-    };
-    Ok((validator, output))
+    if let Some(output) = &spec.output_schema {
+        compile_schema(output).map_err(|e| format!("outputSchema does not compile: {e}"))?;
+    }
+    Ok(validator)
 }
 
 /// The optional top-level properties of `schema` whose own schema certainly rejects `null`.

@@ -411,7 +411,7 @@ fn error_fragment(text: &str) -> Bytes {
 /// or is `isError` with the reason and the answer as text (never neither: strict clients
 /// refuse a result without the structured content their schema promises).
 fn answer_fragment(tool: &Tool, answer: &UpstreamAnswer) -> (Bytes, Outcome) {
-    if let Some(schema) = &tool.output.schema {
+    if let Some(schema) = tool.output_schema() {
         return match structured(tool, schema, answer) {
             Ok(()) => (content_fragment(tool, answer, true), Outcome::Ok),
             Err(reason) => (
