@@ -313,7 +313,10 @@ async fn json_is_flagged_by_media_type_and_completeness() {
         .await
         .unwrap();
     assert_eq!(&*answer.media_type, "application/json");
-    assert!(answer.is_json, "typed JSON; whether it parses is the mapping's business");
+    assert!(
+        answer.is_json,
+        "typed JSON; whether it parses is the mapping's business"
+    );
     assert!(!toolgate::targets::valid_json(&answer.body));
 
     let answer = client

@@ -471,7 +471,9 @@ mod tests {
 
     #[test]
     fn json_check_is_strict() {
-        assert!(crate::targets::valid_json(br#" {"a": [1, 2, {"b": null}]} "#));
+        assert!(crate::targets::valid_json(
+            br#" {"a": [1, 2, {"b": null}]} "#
+        ));
         assert!(!crate::targets::valid_json(br#"{"a": 1} trailing"#));
         assert!(!crate::targets::valid_json(b""));
         assert!(!crate::targets::valid_json(b"{\"a\":"));
