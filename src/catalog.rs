@@ -267,7 +267,10 @@ struct ToolDefinition<'a> {
     input_schema: &'a Value,
     #[serde(skip_serializing_if = "Option::is_none")]
     output_schema: Option<&'a Value>,
-    annotations: AnnotationsWithTitle<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    annotations: Option<AnnotationsWithTitle<'a>>,
+    #[serde(flatten)]
+    extra: &'a serde_json::Map<String, Value>,
 }
 
 #[derive(Serialize)]
@@ -562,10 +565,12 @@ fn build_definition<B>(name: &str, spec: &ToolSpec<B>) -> Result<Box<RawValue>, 
         description: &spec.description,
         input_schema: &spec.input_schema,
         output_schema: spec.output_schema.as_ref(),
-        annotations: AnnotationsWithTitle {
+        // An upstream MCP server's own annotations are kept as it wrote them.
+        annotations: (!spec.extra.contains_key("annotations")).then_some(AnnotationsWithTitle {
             title: spec.title.as_deref(),
             hints: &spec.annotations,
-        },
+        }),
+        extra: &spec.extra,
     };
     serde_json::value::to_raw_value(&definition).map_err(|e| e.to_string())
 }

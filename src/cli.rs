@@ -131,21 +131,40 @@ fn fail(message: impl std::fmt::Display) -> ExitCode {
     ExitCode::FAILURE
 }
 
+/// The runtime the gateway runs on.
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))
+}
+
+/// Loads `config` on a blocking thread of `runtime`: targets that talk to their upstream at
+/// load (MCP servers) connect on the runtime that will serve them.
+fn load_in(runtime: &tokio::runtime::Runtime, config: &Path) -> Result<Loaded, gateway::LoadError> {
+    let path = config.to_path_buf();
+    runtime
+        .block_on(runtime.spawn_blocking(move || gateway::load(&path)))
+        .unwrap_or_else(|e| {
+            Err(gateway::LoadError::Target {
+                target: "(load)".into(),
+                message: format!("the load failed: {e}"),
+            })
+        })
+}
+
 fn serve(config: &Path, watch: Option<std::time::Duration>) -> ExitCode {
-    let loaded = match gateway::load(config) {
+    let runtime = match runtime() {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    let loaded = match load_in(&runtime, config) {
         Ok(l) => l,
         Err(e) => return fail(e),
     };
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => return fail(format!("cannot start the runtime: {e}")),
-    };
     runtime.block_on(async move {
         let telemetry = match crate::telemetry::init_from_env(tokio::runtime::Handle::current()) {
             Ok(guard) => Some(guard),
@@ -200,10 +219,16 @@ fn print_skipped(skipped: &[Skipped], indent: &str) {
 }
 
 fn check(config: &Path) -> ExitCode {
-    let loaded = match gateway::load(config) {
+    let runtime = match runtime() {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    let loaded = match load_in(&runtime, config) {
         Ok(l) => l,
         Err(e) => return fail(e),
     };
+    let health: std::collections::HashMap<String, crate::targets::TargetHealth> =
+        loaded.health().into_iter().collect();
     println!(
         "{}: OK, {} tools from {} targets",
         config.display(),
@@ -218,6 +243,10 @@ fn check(config: &Path) -> ExitCode {
             t.tools,
             t.skipped.len()
         );
+        if let Some(h) = health.get(&t.name) {
+            let state = if h.healthy { "healthy" } else { "UNHEALTHY" };
+            println!("    upstream {state}: {}", h.detail);
+        }
         print_skipped(&t.skipped, "    ");
     }
     for w in &loaded.warnings {
@@ -299,7 +328,13 @@ fn tools(
         let path = config.unwrap_or_else(|| PathBuf::from("gateway.yaml"));
         let Loaded {
             catalog, targets, ..
-        } = match gateway::load(&path) {
+        } = match runtime()
+            .map_err(|e| gateway::LoadError::Target {
+                target: "(load)".into(),
+                message: e,
+            })
+            .and_then(|r| load_in(&r, &path))
+        {
             Ok(l) => l,
             Err(e) => return fail(e),
         };

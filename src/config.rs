@@ -197,6 +197,9 @@ pub struct TargetConfig {
     /// An AWS Lambda function with AgentCore tool definitions.
     #[serde(default)]
     pub lambda: Option<Spanned<crate::targets::lambda::LambdaTargetConfig>>,
+    /// An existing MCP server (Streamable HTTP `url`, or a stdio `command`).
+    #[serde(default)]
+    pub mcp: Option<Spanned<crate::targets::mcp::McpTargetConfig>>,
     /// Outbound credentials.
     #[serde(default)]
     pub credentials: Option<Spanned<CredentialsConfig>>,
@@ -226,10 +229,11 @@ fn yes() -> bool {
 impl TargetConfig {
     /// The target's kind: its one `openapi:` or `lambda:` section (validated at parse).
     pub fn kind(&self) -> crate::targets::TargetKind<'_> {
-        match (&self.openapi, &self.lambda) {
-            (Some(openapi), _) => crate::targets::TargetKind::OpenApi(openapi),
-            (None, Some(lambda)) => crate::targets::TargetKind::Lambda(&lambda.value),
-            (None, None) => unreachable!("validated: a target has exactly one kind"),
+        match (&self.openapi, &self.lambda, &self.mcp) {
+            (Some(openapi), _, _) => crate::targets::TargetKind::OpenApi(openapi),
+            (None, Some(lambda), _) => crate::targets::TargetKind::Lambda(&lambda.value),
+            (None, None, Some(mcp)) => crate::targets::TargetKind::Mcp(&mcp.value),
+            (None, None, None) => unreachable!("validated: a target has exactly one kind"),
         }
     }
 }
@@ -742,30 +746,44 @@ impl Config {
                 ));
             }
             seen.push(&name.value);
-            match (&target.openapi, &target.lambda) {
-                (Some(_), Some(lambda)) => {
-                    return Err(ConfigError::at(
-                        path,
-                        &lambda.referenced,
-                        format!(
-                            "target `{}` has both `openapi:` and `lambda:`; a target takes exactly one (split it in two targets)",
-                            name.value
-                        ),
-                    ));
-                }
-                (None, None) => {
+            let kinds: Vec<(&str, serde_saphyr::Location)> = [
+                target
+                    .openapi
+                    .as_ref()
+                    .map(|o| ("openapi", o.spec.referenced)),
+                target.lambda.as_ref().map(|l| ("lambda", l.referenced)),
+                target.mcp.as_ref().map(|m| ("mcp", m.referenced)),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            match kinds.as_slice() {
+                [] => {
                     return Err(ConfigError::at(
                         path,
                         &name.referenced,
                         format!(
-                            "target `{}` needs an `openapi:` section (spec, base_url...) or a `lambda:` section (function, tools)",
+                            "target `{}` needs one of: an `openapi:` section (spec, base_url...), a `lambda:` section (function, tools) or an `mcp:` section (url or command)",
                             name.value
                         ),
                     ));
                 }
-                (None, Some(_)) => crate::targets::lambda::settings::check_target(path, target)?,
-                (Some(_), None) => {}
+                [_] => {}
+                [(first, _), (second, at), ..] => {
+                    return Err(ConfigError::at(
+                        path,
+                        at,
+                        format!(
+                            "target `{}` has both `{first}:` and `{second}:`; a target takes exactly one kind (split it in two targets)",
+                            name.value
+                        ),
+                    ));
+                }
             }
+            if target.lambda.is_some() {
+                crate::targets::lambda::settings::check_target(path, target)?;
+            }
+            crate::targets::mcp::settings::check_target(path, target)?;
             if let Some(creds) = &target.credentials {
                 let c = &creds.value;
                 let kinds = [

@@ -35,6 +35,9 @@ pub struct Loaded {
     pub metrics: Arc<Metrics>,
     /// Per target, what it was built from and what it made.
     builds: Vec<TargetBuild>,
+    /// Notified when an upstream's tools changed (the reloader listens); the same across
+    /// reloads.
+    pub changes: Arc<tokio::sync::Notify>,
 }
 
 /// What one target contributed.
@@ -67,6 +70,8 @@ struct TargetBuild {
     tools: Vec<Arc<Tool>>,
     summary: TargetSummary,
     warnings: Vec<String>,
+    /// What the kind keeps alive for the next load (an MCP upstream).
+    state: Option<Arc<dyn crate::targets::TargetState>>,
 }
 
 impl std::fmt::Debug for TargetBuild {
@@ -141,11 +146,13 @@ fn build(
     let mut warnings = config.warnings();
     let naming = naming(&config);
     let lambda_clients = targets::lambda::Clients::build(&config, path)?;
+    let changes = previous.map(|p| p.changes.clone()).unwrap_or_default();
     let ctx = LoadContext {
         config_file: path,
         config: &config,
         metrics,
         lambda_clients: &lambda_clients,
+        changes: &changes,
     };
     let inbound = config.inbound.is_some();
     let mut used: HashSet<Arc<str>> = HashSet::new();
@@ -155,12 +162,25 @@ fn build(
             config.fingerprints.targets.get(i).copied().unwrap_or(0),
             config.fingerprints.tools,
         );
-        let kept = previous
-            .and_then(|p| p.builds.iter().find(|b| b.name == target.name.value))
-            .filter(|b| b.reusable(fingerprint, &used));
-        let build = match kept {
+        let before = previous.and_then(|p| p.builds.iter().find(|b| b.name == target.name.value));
+        let build = match before.filter(|b| b.reusable(fingerprint, &used)) {
             Some(old) => old.reuse(&mut used),
-            None => build_target(&ctx, target, fingerprint, &naming, inbound, &mut used)?,
+            None => {
+                // A kind's state (an upstream connection) outlives a rebuild of the same,
+                // unchanged section.
+                let state = before
+                    .filter(|b| b.config == fingerprint)
+                    .and_then(|b| b.state.as_ref());
+                build_target(
+                    &ctx,
+                    target,
+                    fingerprint,
+                    &naming,
+                    inbound,
+                    &mut used,
+                    state,
+                )?
+            }
         };
         warnings.extend(build.warnings.iter().cloned());
         builds.push(build);
@@ -177,6 +197,7 @@ fn build(
         warnings,
         metrics: metrics.clone(),
         builds,
+        changes,
     })
 }
 
@@ -214,6 +235,7 @@ impl TargetBuild {
                 ..self.summary.clone()
             },
             warnings: self.warnings.clone(),
+            state: self.state.clone(),
         }
     }
 }
@@ -226,11 +248,12 @@ fn build_target(
     naming: &Naming,
     inbound: bool,
     used: &mut HashSet<Arc<str>>,
+    previous: Option<&Arc<dyn crate::targets::TargetState>>,
 ) -> Result<TargetBuild, LoadError> {
     let name = &target.name.value;
     // Inputs are known once loaded; a file edited during the load itself may be seen as
     // unchanged by the next reload until it changes again.
-    let mut loaded = targets::load(ctx, target)?;
+    let mut loaded = targets::load(ctx, target, previous)?;
     let inputs = loaded
         .inputs
         .iter()
@@ -283,6 +306,7 @@ fn build_target(
         },
         tools: built.tools,
         warnings,
+        state: loaded.state,
     })
 }
 
@@ -448,6 +472,14 @@ impl Loaded {
         self.builds
             .iter()
             .flat_map(|b| b.inputs.iter().map(|(p, _)| p.clone()))
+            .collect()
+    }
+
+    /// How each target's upstream is doing, for the targets that track it (MCP servers).
+    pub fn health(&self) -> Vec<(String, crate::targets::TargetHealth)> {
+        self.builds
+            .iter()
+            .filter_map(|b| Some((b.name.clone(), b.state.as_ref()?.health()?)))
             .collect()
     }
 

@@ -114,6 +114,11 @@ impl Reloader {
         }
     }
 
+    /// How the targets' upstreams are doing (MCP servers).
+    pub fn health(&self) -> Vec<(String, crate::targets::TargetHealth)> {
+        self.current.lock().expect("not poisoned").loaded.health()
+    }
+
     /// The files a reload would read (the config, every target's inputs), for `--watch`.
     pub fn watched_files(&self) -> Vec<PathBuf> {
         let current = self.current.lock().expect("not poisoned");

@@ -110,9 +110,7 @@ async fn route(state: &AppState, stack: &McpStack, request: Request<Incoming>) -
             r#"{"status":"Healthy"}"#,
         ),
         "/healthz" => text(StatusCode::OK, "text/plain", "ok\n"),
-        "/readyz" if state.ready.load(Ordering::Relaxed) => {
-            text(StatusCode::OK, "text/plain", "ready\n")
-        }
+        "/readyz" if state.ready.load(Ordering::Relaxed) => readiness(state),
         "/readyz" => text(
             StatusCode::SERVICE_UNAVAILABLE,
             "text/plain",
@@ -134,6 +132,39 @@ async fn route(state: &AppState, stack: &McpStack, request: Request<Incoming>) -
             "not found: the MCP endpoint is /mcp\n",
         ),
     }
+}
+
+/// `/readyz` while serving: 503 when an upstream the configuration requires
+/// (`failure: closed`) is down; each unhealthy upstream named with the reason.
+fn readiness(state: &AppState) -> HttpResponse {
+    let mut required_down = false;
+    let mut body = String::new();
+    for (target, health) in state.reloader.health() {
+        if !health.healthy {
+            required_down |= health.required;
+            body.push_str(&format!(
+                "{} upstream of target `{target}`: {}\n",
+                if health.required {
+                    "down (required):"
+                } else {
+                    "degraded:"
+                },
+                health.detail
+            ));
+        }
+    }
+    let status = if required_down {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        body.insert_str(0, "ready\n");
+        StatusCode::OK
+    };
+    let mut response = Response::new(ResponseBody::full(body));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    response
 }
 
 async fn route_admin(state: &AppState, request: Request<Incoming>) -> HttpResponse {
@@ -248,6 +279,7 @@ impl Server {
             None => None,
         };
         let bound = listener.local_addr()?;
+        let changes = loaded.changes.clone();
         let (snapshot, inbound) = crate::reload::first_snapshot(&loaded, bound, &http);
         let metrics = loaded.metrics.clone();
         let endpoint = Arc::new(McpEndpoint::new(snapshot, http.clone(), metrics));
@@ -256,6 +288,15 @@ impl Server {
             endpoint,
             ready: AtomicBool::new(true),
             reloader,
+        });
+        // An upstream whose tools changed asks for a reload.
+        let weak = Arc::downgrade(&state);
+        tokio::spawn(async move {
+            loop {
+                changes.notified().await;
+                let Some(state) = weak.upgrade() else { return };
+                state.reloader.reload(&state.endpoint, "upstream").await;
+            }
         });
         Ok(Self {
             listener,

@@ -21,7 +21,7 @@ use bytes::Bytes;
 use crate::cache::{CacheKey, CacheScope, CachedAnswer};
 use crate::catalog::{OutputMapping, Tool};
 use crate::metrics::Outcome;
-use crate::targets::{CacheDirectives, CallContext, UpstreamAnswer};
+use crate::targets::{Answer, CacheDirectives, CallContext, UpstreamAnswer};
 
 #[derive(Deserialize)]
 struct CallParams<'a> {
@@ -199,7 +199,8 @@ async fn execute(
         .upstream_duration
         .observe(upstream.as_secs_f64());
     let mut rendered = match result {
-        Ok(answer) => rendered_answer(tool, &answer),
+        Ok(Answer::Http(answer)) => rendered_answer(tool, &answer),
+        Ok(Answer::Mcp(result)) => rendered_result(tool, &result),
         Err(failure) => {
             if let Some(status) = failure.status {
                 tool.metrics.status(status);
@@ -229,6 +230,97 @@ fn rendered_answer(tool: &Tool, answer: &UpstreamAnswer) -> Rendered {
     r.directives = answer.cache;
     r.truncated = answer.truncated;
     r
+}
+
+/// Renders the `CallToolResult` of an upstream MCP server as it is (its content,
+/// `structuredContent`, `isError`, `_meta`), without its `resultType` (the gateway writes its
+/// own, in the client's revision). A tool with an `outputSchema` still gets conforming
+/// `structuredContent` or `isError`, as every tool does.
+fn rendered_result(tool: &Tool, result: &RawValue) -> Rendered {
+    tool.metrics
+        .response_bytes
+        .observe(result.get().len() as f64);
+    let members: indexmap::IndexMap<Cow<'_, str>, &RawValue> = match serde_json::from_str(
+        result.get(),
+    ) {
+        Ok(m) => m,
+        Err(e) => {
+            return Rendered::new(
+                error_fragment(&format!(
+                    "Tool {} failed: the upstream MCP server answered a result that is not a JSON object: {e}",
+                    tool.name
+                )),
+                Outcome::UpstreamError,
+            );
+        }
+    };
+    let is_error = members.get("isError").is_some_and(|v| v.get() == "true");
+    if !is_error && let Some(schema) = tool.output_schema() {
+        let problem = match members.get("structuredContent") {
+            None => Some("its result has no structuredContent".to_string()),
+            Some(raw) => match serde_json::from_str::<Value>(raw.get()) {
+                Ok(value) if schema.is_valid(&value) => None,
+                Ok(value) => Some(format!(
+                    "its structuredContent does not match the tool's outputSchema ({})",
+                    schema
+                        .iter_errors(&value)
+                        .next()
+                        .map(|e| format!("at {}: {e}", e.instance_path()))
+                        .unwrap_or_default()
+                )),
+                Err(e) => Some(format!("its structuredContent is not JSON: {e}")),
+            },
+        };
+        if let Some(problem) = problem {
+            let mut out = Vec::with_capacity(result.get().len() + 128);
+            out.extend_from_slice(b"\"content\":[{\"type\":\"text\",\"text\":");
+            jsonrpc::write_json_str(
+                &mut out,
+                &format!(
+                    "Tool {} answered, but {problem}. Its content follows.",
+                    tool.name
+                ),
+            );
+            out.push(b'}');
+            if let Some(content) = members.get("content") {
+                let inner = content.get().trim();
+                let inner = inner
+                    .strip_prefix('[')
+                    .and_then(|i| i.strip_suffix(']'))
+                    .unwrap_or("")
+                    .trim();
+                if !inner.is_empty() {
+                    out.push(b',');
+                    out.extend_from_slice(inner.as_bytes());
+                }
+            }
+            out.extend_from_slice(b"],\"isError\":true}");
+            return Rendered::new(Bytes::from(out), Outcome::InvalidAnswer);
+        }
+    }
+    let mut out = Vec::with_capacity(result.get().len() + 32);
+    if !members.contains_key("content") {
+        out.extend_from_slice(b"\"content\":[],");
+    }
+    for (name, value) in &members {
+        if name == "resultType" {
+            continue;
+        }
+        jsonrpc::write_json_str(&mut out, name);
+        out.push(b':');
+        out.extend_from_slice(value.get().as_bytes());
+        out.push(b',');
+    }
+    if out.last() == Some(&b',') {
+        out.pop();
+    }
+    out.push(b'}');
+    let outcome = if is_error {
+        Outcome::ToolError
+    } else {
+        Outcome::Ok
+    };
+    Rendered::new(Bytes::from(out), outcome)
 }
 
 /// A rendered tool result: the members of the result object after `resultType`.

@@ -260,6 +260,7 @@ pub(crate) fn convert_operation(
         method: Some(source.method.clone()),
         operation,
         rename: None,
+        extra: serde_json::Map::new(),
     })
 }
 

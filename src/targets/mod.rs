@@ -8,6 +8,7 @@
 
 pub mod http;
 pub mod lambda;
+pub mod mcp;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -51,6 +52,9 @@ pub struct ToolSpec<B = http::HttpOperation> {
     pub operation: B,
     /// A local name set in the config (`operations.<id>.rename`), used instead of `name`.
     pub rename: Option<String>,
+    /// Members of the MCP `Tool` object kept as the source gives them (an upstream MCP
+    /// server's `annotations`, `icons`, `_meta`...); empty for the other kinds.
+    pub extra: Map<String, Value>,
 }
 
 impl<B> ToolSpec<B> {
@@ -68,6 +72,7 @@ impl<B> ToolSpec<B> {
             method: self.method,
             operation: f(self.operation),
             rename: self.rename,
+            extra: self.extra,
         }
     }
 }
@@ -79,6 +84,8 @@ pub enum TargetKind<'a> {
     OpenApi(&'a crate::config::OpenApiTargetConfig),
     /// `lambda:`: a Lambda function with AgentCore tool definitions.
     Lambda(&'a lambda::LambdaTargetConfig),
+    /// `mcp:`: an existing MCP server (Streamable HTTP or stdio).
+    Mcp(&'a mcp::McpTargetConfig),
 }
 
 /// Where a tool's calls go: one variant per target kind.
@@ -88,6 +95,37 @@ pub enum Binding {
     Http(http::HttpBinding),
     /// A tool of a Lambda target.
     Lambda(lambda::LambdaBinding),
+    /// A tool of an upstream MCP server.
+    Mcp(mcp::McpBinding),
+}
+
+/// What a call produced.
+#[derive(Debug)]
+pub enum Answer {
+    /// An HTTP-shaped answer (REST upstreams, Lambda payloads), mapped to MCP content.
+    Http(UpstreamAnswer),
+    /// An MCP `CallToolResult` from an upstream MCP server, passed on as it is.
+    Mcp(Box<RawValue>),
+}
+
+/// How a target's upstream is doing, for `/readyz` and `toolgate check`.
+#[derive(Debug, Clone)]
+pub struct TargetHealth {
+    /// Whether it answered the last time it was asked.
+    pub healthy: bool,
+    /// `ok`, or what went wrong.
+    pub detail: String,
+    /// Whether the gateway is unready while it is down (`failure: closed`).
+    pub required: bool,
+}
+
+/// What a target kind keeps alive across reloads (a connection, a process) while the
+/// target's section is unchanged.
+pub trait TargetState: Send + Sync + 'static {
+    /// How the upstream is doing, when the kind tracks it.
+    fn health(&self) -> Option<TargetHealth>;
+    /// The state as `Any`, for the kind to take its own type back.
+    fn into_any(self: std::sync::Arc<Self>) -> std::sync::Arc<dyn std::any::Any + Send + Sync>;
 }
 
 /// What every kind may use while loading one target.
@@ -100,6 +138,8 @@ pub struct LoadContext<'a> {
     pub metrics: &'a Arc<Metrics>,
     /// Invoke API clients for the Lambda targets.
     pub lambda_clients: &'a lambda::Clients,
+    /// Notified when an upstream's tools changed: the gateway then reloads.
+    pub changes: &'a std::sync::Arc<tokio::sync::Notify>,
 }
 
 /// What loading one target produced.
@@ -118,16 +158,24 @@ pub struct TargetTools {
     pub skipped: Vec<Skipped>,
     /// Non-fatal findings, prefixed with the target.
     pub warnings: Vec<String>,
+    /// What the kind keeps for the next load of the same target.
+    pub state: Option<std::sync::Arc<dyn TargetState>>,
 }
 
 /// Why a target cannot be loaded.
 pub type LoadError = crate::gateway::LoadError;
 
 /// Loads one target of the configuration: its kind's config becomes bound tool specs.
-pub fn load(ctx: &LoadContext<'_>, target: &TargetConfig) -> Result<TargetTools, LoadError> {
+/// `previous` is what the last load of the same, unchanged target kept.
+pub fn load(
+    ctx: &LoadContext<'_>,
+    target: &TargetConfig,
+    previous: Option<&std::sync::Arc<dyn TargetState>>,
+) -> Result<TargetTools, LoadError> {
     match target.kind() {
         TargetKind::OpenApi(openapi) => http::load(ctx, target, openapi),
         TargetKind::Lambda(lambda) => lambda::load(ctx, target, lambda),
+        TargetKind::Mcp(mcp) => mcp::load(ctx, target, mcp, previous),
     }
 }
 
@@ -166,10 +214,11 @@ impl Binding {
         &self,
         ctx: &CallContext<'_>,
         arguments: &Map<String, Value>,
-    ) -> Result<UpstreamAnswer, CallFailure> {
+    ) -> Result<Answer, CallFailure> {
         match self {
-            Binding::Http(binding) => binding.execute(ctx, arguments).await,
-            Binding::Lambda(binding) => binding.execute(ctx, arguments).await,
+            Binding::Http(binding) => binding.execute(ctx, arguments).await.map(Answer::Http),
+            Binding::Lambda(binding) => binding.execute(ctx, arguments).await.map(Answer::Http),
+            Binding::Mcp(binding) => binding.execute(ctx, arguments).await,
         }
     }
 }

@@ -74,6 +74,9 @@ npm_ci "$here"
 conformance="$here/node_modules/@modelcontextprotocol/conformance/dist/index.js"
 inspector="$here/node_modules/@modelcontextprotocol/inspector/clients/launcher/build/index.js"
 for f in "$conformance" "$inspector"; do [ -f "$f" ] || die "missing $f: delete tests/interop/node_modules and rerun"; done
+# `--install-only`: the Rust tests use the Python SDK too (MCP server targets), so ./test.sh
+# installs everything before `cargo test`.
+if [ "${1:-}" = "--install-only" ]; then exit 0; fi
 
 cargo build --locked --quiet
 bin="$root/target/debug/toolgate"

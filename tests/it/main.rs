@@ -14,6 +14,7 @@ mod http_target;
 mod lambda_target;
 mod mcp_gateway;
 mod mcp_protocol;
+mod mcp_target;
 mod openapi_corpus;
 mod openapi_oracle;
 mod reload;

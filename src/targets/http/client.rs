@@ -263,6 +263,19 @@ impl HttpClient {
             .unwrap_or(Err(UpstreamError::Timeout(timeout)))
     }
 
+    /// Sends `request` and returns the answer's head and body as they come, unread (for
+    /// streamed answers such as an MCP server's SSE stream). No timeout of its own.
+    pub(crate) async fn request_streaming(
+        &self,
+        request: http::Request<RequestBody>,
+    ) -> Result<http::Response<Incoming>, UpstreamError> {
+        let authority = Authority::of(request.uri());
+        self.inner
+            .request(request)
+            .await
+            .map_err(|e| transport_error(&authority, &e))
+    }
+
     async fn exchange(
         &self,
         request: http::Request<RequestBody>,
@@ -426,7 +439,7 @@ fn take_buf<'a>(
 }
 
 /// The excerpt as text: cut on a character boundary, invalid UTF-8 replaced.
-fn excerpt_text(bytes: &[u8]) -> String {
+pub(crate) fn excerpt_text(bytes: &[u8]) -> String {
     let bytes = match std::str::from_utf8(bytes) {
         Ok(_) => bytes,
         // Only an incomplete character at the very end (cut by the cap): drop it.

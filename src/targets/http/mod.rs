@@ -158,6 +158,7 @@ mod encode;
 mod request;
 mod target;
 
+pub(crate) use client::excerpt_text;
 pub use client::{ClientBuildError, ERROR_EXCERPT_BYTES, HttpClient};
 pub use request::{RequestBody, build_request};
 pub use target::{HttpBinding, load};

@@ -127,6 +127,7 @@ pub fn load(
             .iter()
             .map(|w| format!("target `{name}`: {w}"))
             .collect(),
+        state: None,
     })
 }
 

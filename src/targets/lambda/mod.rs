@@ -221,6 +221,7 @@ pub fn load(
             }),
             name: tool.name,
             rename: None,
+            extra: serde_json::Map::new(),
         })
         .collect();
     let inputs = match &lambda.tools.value {
@@ -234,6 +235,7 @@ pub fn load(
         volatile: false,
         skipped: Vec::new(),
         warnings: loaded.warnings,
+        state: None,
     })
 }
 

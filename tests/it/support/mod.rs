@@ -263,8 +263,12 @@ impl Gateway {
         }
         let config = dir.path().join("gateway.yaml");
         std::fs::write(&config, yaml).unwrap();
-        let loaded =
-            toolgate::gateway::load(&config).unwrap_or_else(|e| panic!("config loads: {e}"));
+        // On a blocking thread, as the gateway loads: MCP targets connect at load.
+        let path = config.clone();
+        let loaded = tokio::task::spawn_blocking(move || toolgate::gateway::load(&path))
+            .await
+            .unwrap()
+            .unwrap_or_else(|e| panic!("config loads: {e}"));
         let http = toolgate::targets::http::HttpClient::new().unwrap();
         let options = toolgate::server::ServeOptions {
             listen: "127.0.0.1:0".parse().unwrap(),

@@ -1,0 +1,489 @@
+//! The `mcp:` target kind: existing MCP servers federated behind the gateway's endpoint,
+//! over Streamable HTTP ([`http`]) or as supervised stdio processes ([`stdio`]).
+//!
+//! Load lists the upstream's tools (every page) and binds each one to the target's
+//! [`McpUpstream`], which is kept across reloads while the target's section is unchanged (the
+//! same connection pool or process). The copy of the tools in the catalog is refreshed on
+//! the upstream's `notifications/tools/list_changed` and every `mcp.refresh`: a change
+//! triggers a reload of the gateway, which rebuilds only what changed. An upstream that is
+//! down is reported by `/readyz` and `toolgate check`; with `failure: open` the gateway
+//! serves the other targets meanwhile.
+
+mod http;
+pub mod settings;
+mod stdio;
+mod wire;
+
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+use tokio::sync::Notify;
+
+use crate::auth::outbound::CredentialProvider;
+use crate::catalog::ToolAnnotations;
+use crate::config::TargetConfig;
+use crate::gateway::LoadError;
+use crate::metrics::Outcome;
+use crate::targets::{
+    Answer, Binding, CallContext, CallFailure, LoadContext, TargetHealth, TargetState, TargetTools,
+    ToolSpec,
+};
+
+pub use settings::{FailureMode, Listing, McpTargetConfig};
+pub use wire::McpError;
+
+/// Most `tools/list` pages read from one upstream.
+const MAX_PAGES: usize = 1000;
+
+// One per upstream, never moved on the request path: its size does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Transport {
+    Http(http::HttpUpstream),
+    Stdio(stdio::StdioUpstream),
+}
+
+/// One upstream MCP server: its transport, health and tool-list refresher.
+pub struct McpUpstream {
+    target: Arc<str>,
+    transport: Transport,
+    failure: FailureMode,
+    timeout: Duration,
+    health: Mutex<TargetHealth>,
+    list_changed: Arc<Notify>,
+    /// A hash of the tool list last seen, to tell a change.
+    listed: AtomicU64,
+    refresher: Mutex<Option<tokio::task::AbortHandle>>,
+}
+
+impl std::fmt::Debug for McpUpstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("McpUpstream")
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for McpUpstream {
+    fn drop(&mut self) {
+        if let Some(task) = self.refresher.lock().expect("not poisoned").take() {
+            task.abort();
+        }
+    }
+}
+
+impl TargetState for McpUpstream {
+    fn health(&self) -> Option<TargetHealth> {
+        Some(self.health.lock().expect("not poisoned").clone())
+    }
+
+    fn into_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync> {
+        self
+    }
+}
+
+#[derive(Serialize)]
+struct CallParams<'a> {
+    name: &'a str,
+    arguments: &'a Map<String, Value>,
+}
+
+impl McpUpstream {
+    /// Sends one request to the upstream and returns its result.
+    async fn request(
+        &self,
+        method: &str,
+        params: &[u8],
+        name: Option<&str>,
+        caller: Option<&crate::auth::Caller>,
+    ) -> Result<Box<RawValue>, McpError> {
+        match &self.transport {
+            Transport::Http(h) => h.request(method, params, name, caller, self.timeout).await,
+            Transport::Stdio(s) => s.request(method, params, self.timeout).await,
+        }
+    }
+
+    /// Every tool the upstream lists, following `nextCursor`.
+    async fn list_tools(&self) -> Result<Vec<Value>, McpError> {
+        let mut tools = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let params = match &cursor {
+                Some(c) => {
+                    serde_json::to_vec(&serde_json::json!({ "cursor": c })).unwrap_or_default()
+                }
+                None => b"{}".to_vec(),
+            };
+            let result = self.request("tools/list", &params, None, None).await?;
+            let mut page: Value = serde_json::from_str(result.get()).map_err(|e| {
+                McpError::Protocol(format!("tools/list answered no JSON object: {e}"))
+            })?;
+            match page.get_mut("tools").map(Value::take) {
+                Some(Value::Array(items)) => tools.extend(items),
+                _ => {
+                    return Err(McpError::Protocol(
+                        "tools/list answered no `tools` array".into(),
+                    ));
+                }
+            }
+            cursor = page
+                .get("nextCursor")
+                .and_then(Value::as_str)
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned);
+            if cursor.is_none() {
+                return Ok(tools);
+            }
+        }
+        Err(McpError::Protocol(format!(
+            "tools/list has more than {MAX_PAGES} pages"
+        )))
+    }
+
+    /// The revision negotiated with the upstream, once it has been.
+    async fn version(&self) -> Option<&'static str> {
+        match &self.transport {
+            Transport::Http(h) => h.version().await,
+            Transport::Stdio(s) => s.version().await,
+        }
+    }
+
+    /// Records that the upstream answered (in `version`) or failed; whether its health
+    /// flipped.
+    fn mark(&self, result: Result<Option<&str>, &McpError>) -> bool {
+        let mut health = self.health.lock().expect("not poisoned");
+        let was = health.healthy;
+        match result {
+            Ok(version) => {
+                health.healthy = true;
+                health.detail = match version {
+                    Some(v) => format!("ok, protocol {v}"),
+                    None => "ok".into(),
+                };
+            }
+            Err(e) => {
+                health.healthy = false;
+                health.detail = e.to_string();
+            }
+        }
+        was != health.healthy
+    }
+
+    /// Lists the tools and remembers their hash; whether the list changed since last time.
+    async fn refresh(&self) -> Result<(Vec<Value>, bool), McpError> {
+        let tools = self.list_tools().await?;
+        let mut hasher = std::hash::DefaultHasher::new();
+        Value::Array(tools.clone()).to_string().hash(&mut hasher);
+        let hash = hasher.finish();
+        let changed = self.listed.swap(hash, Ordering::Relaxed) != hash;
+        Ok((tools, changed))
+    }
+
+    /// Keeps the catalog's copy fresh: on the upstream's list-changed notifications and
+    /// every `interval` (sooner while the upstream is down), lists the tools again and asks
+    /// for a reload (`changes`) when they changed or the upstream came back.
+    fn spawn_refresher(self: &Arc<Self>, interval: Duration, changes: Arc<Notify>) {
+        let weak: Weak<Self> = Arc::downgrade(self);
+        let woken = self.list_changed.clone();
+        let task = tokio::spawn(async move {
+            let mut retry = Duration::from_secs(1);
+            loop {
+                let down = weak
+                    .upgrade()
+                    .is_some_and(|u| !u.health.lock().expect("not poisoned").healthy);
+                let wait = if down { retry.min(interval) } else { interval };
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = woken.notified() => {}
+                }
+                let Some(upstream) = weak.upgrade() else {
+                    return;
+                };
+                match upstream.refresh().await {
+                    Ok((_, changed)) => {
+                        retry = Duration::from_secs(1);
+                        let version = upstream.version().await;
+                        let flipped = upstream.mark(Ok(version));
+                        if changed || flipped {
+                            tracing::info!(target = %upstream.target, "upstream MCP tools changed; reloading");
+                            changes.notify_one();
+                        }
+                    }
+                    Err(e) => {
+                        retry = (retry * 2).min(Duration::from_secs(60));
+                        if upstream.mark(Err(&e)) {
+                            tracing::warn!(target = %upstream.target, error = %e, "upstream MCP server is down");
+                        }
+                    }
+                }
+            }
+        });
+        *self.refresher.lock().expect("not poisoned") = Some(task.abort_handle());
+    }
+}
+
+/// One tool of an MCP target: the upstream and the tool's name there.
+#[derive(Debug)]
+pub struct McpBinding {
+    /// The upstream server.
+    pub upstream: Arc<McpUpstream>,
+    /// The tool's name on the upstream.
+    pub tool: Box<str>,
+}
+
+impl McpBinding {
+    /// Forwards the call as `tools/call` and returns the upstream's result as is.
+    pub async fn execute(
+        &self,
+        ctx: &CallContext<'_>,
+        arguments: &Map<String, Value>,
+    ) -> Result<Answer, CallFailure> {
+        let span = ctx.span.client("mcp tools/call");
+        if crate::telemetry::enabled() {
+            span.set("tool.name", ctx.tool.to_string());
+            span.set("mcp.method.name", "tools/call");
+            span.set("server.target", self.upstream.target.to_string());
+        }
+        let params = serde_json::to_vec(&CallParams {
+            name: &self.tool,
+            arguments,
+        })
+        .map_err(|e| CallFailure {
+            message: e.to_string(),
+            outcome: Outcome::InvalidArguments,
+            status: None,
+        })?;
+        match self
+            .upstream
+            .request("tools/call", &params, Some(&self.tool), ctx.caller)
+            .await
+        {
+            Ok(result) => Ok(Answer::Mcp(result)),
+            Err(error) => {
+                span.error(error.to_string());
+                if error.is_unreachable() && self.upstream.mark(Err(&error)) {
+                    tracing::warn!(target = %self.upstream.target, %error, "upstream MCP server is down");
+                }
+                let (outcome, status) = match &error {
+                    McpError::Timeout(_) => (Outcome::Timeout, None),
+                    McpError::Rpc(_) => (Outcome::ToolError, None),
+                    McpError::Status { status, .. } if (400..500).contains(status) => {
+                        (Outcome::ToolError, Some(*status))
+                    }
+                    McpError::Status { status, .. } => (Outcome::UpstreamError, Some(*status)),
+                    _ => (Outcome::UpstreamError, None),
+                };
+                Err(CallFailure {
+                    message: error.to_string(),
+                    outcome,
+                    status,
+                })
+            }
+        }
+    }
+}
+
+/// Runs `future` to completion from load time (a blocking thread of the gateway's
+/// runtime).
+fn block_on<F: std::future::Future>(future: F) -> Result<F::Output, String> {
+    let handle = tokio::runtime::Handle::try_current().map_err(|_| {
+        "MCP targets are loaded inside the gateway's runtime (internal: no runtime)".to_string()
+    })?;
+    Ok(match handle.runtime_flavor() {
+        tokio::runtime::RuntimeFlavor::CurrentThread => handle.block_on(future),
+        _ => tokio::task::block_in_place(|| handle.block_on(future)),
+    })
+}
+
+/// Loads an MCP target: connects (or keeps the connection of the previous load), lists the
+/// tools, and binds each one to the upstream.
+pub fn load(
+    ctx: &LoadContext<'_>,
+    target: &TargetConfig,
+    mcp: &McpTargetConfig,
+    previous: Option<&Arc<dyn TargetState>>,
+) -> Result<TargetTools, LoadError> {
+    let name = &target.name.value;
+    let target_error = |message: String| LoadError::Target {
+        target: name.clone(),
+        message,
+    };
+    let kept = previous.and_then(|p| p.clone().into_any().downcast::<McpUpstream>().ok());
+    let upstream = match kept {
+        Some(u) => u,
+        None => {
+            let target_name: Arc<str> = name.as_str().into();
+            let list_changed = Arc::new(Notify::new());
+            let forced = mcp.protocol_version.as_ref().map(|v| v.value.as_str());
+            let transport = match (&mcp.url, &mcp.command) {
+                (Some(url), _) => {
+                    let credentials = match &target.credentials {
+                        None => None,
+                        Some(c) => Some(
+                            CredentialProvider::from_config(
+                                &c.value,
+                                name,
+                                ctx.config_file,
+                                ctx.metrics,
+                            )
+                            .map_err(target_error)?,
+                        ),
+                    };
+                    let client = crate::targets::http::HttpClient::new()
+                        .map_err(|e| target_error(format!("cannot build the HTTP client: {e}")))?;
+                    Transport::Http(
+                        http::HttpUpstream::new(
+                            target_name.clone(),
+                            &url.value,
+                            client,
+                            credentials,
+                            forced,
+                        )
+                        .map_err(target_error)?,
+                    )
+                }
+                (None, Some(command)) => Transport::Stdio(stdio::StdioUpstream::new(
+                    target_name.clone(),
+                    stdio::Launch {
+                        command: command.value.clone(),
+                        args: mcp.args.clone(),
+                        env: mcp
+                            .env
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect(),
+                        cwd: mcp.working_dir(ctx.config_file),
+                    },
+                    forced,
+                    list_changed.clone(),
+                )),
+                (None, None) => unreachable!("validated: url or command"),
+            };
+            let upstream = Arc::new(McpUpstream {
+                target: target_name,
+                transport,
+                failure: mcp.failure,
+                timeout: target.timeout,
+                health: Mutex::new(TargetHealth {
+                    healthy: false,
+                    detail: "not contacted yet".into(),
+                    required: mcp.failure == FailureMode::Closed,
+                }),
+                list_changed,
+                listed: AtomicU64::new(0),
+                refresher: Mutex::new(None),
+            });
+            block_on(async {
+                upstream.spawn_refresher(
+                    mcp.refresh.unwrap_or(settings::DEFAULT_REFRESH),
+                    ctx.changes.clone(),
+                )
+            })
+            .map_err(target_error)?;
+            upstream
+        }
+    };
+    let listed = block_on(async {
+        let listed = upstream.refresh().await;
+        (listed, upstream.version().await)
+    })
+    .map_err(target_error)?;
+    let mut warnings = Vec::new();
+    let tools = match listed {
+        (Ok((tools, _)), version) => {
+            upstream.mark(Ok(version));
+            tools
+        }
+        (Err(e), _) => {
+            upstream.mark(Err(&e));
+            if upstream.failure == FailureMode::Closed {
+                return Err(target_error(format!(
+                    "{e} ({}; failure: closed)",
+                    mcp.describe()
+                )));
+            }
+            warnings.push(format!(
+                "target `{name}`: {e} ({}): no tools until it answers (failure: open; retried in the background)",
+                mcp.describe()
+            ));
+            Vec::new()
+        }
+    };
+    let mut specs = Vec::with_capacity(tools.len());
+    let mut skipped = Vec::new();
+    for tool in tools {
+        match tool_spec(tool, &upstream) {
+            Ok(spec) => specs.push(spec),
+            Err((tool, reason)) => skipped.push(crate::openapi::Skipped {
+                operation: format!("tool {tool}"),
+                reason,
+            }),
+        }
+    }
+    Ok(TargetTools {
+        specs,
+        document: std::path::PathBuf::from(mcp.describe()),
+        inputs: Vec::new(),
+        volatile: true,
+        skipped,
+        warnings,
+        state: Some(upstream),
+    })
+}
+
+/// The members of an upstream `Tool` object the catalog sets itself.
+const OWN_MEMBERS: [&str; 5] = [
+    "name",
+    "title",
+    "description",
+    "inputSchema",
+    "outputSchema",
+];
+
+/// One upstream `Tool` object as a spec: schemas, title and description taken as they are;
+/// every other member (annotations, icons, `_meta`, execution...) kept verbatim.
+fn tool_spec(
+    tool: Value,
+    upstream: &Arc<McpUpstream>,
+) -> Result<ToolSpec<Binding>, (String, String)> {
+    let Value::Object(mut object) = tool else {
+        return Err(("?".into(), "not a Tool object".into()));
+    };
+    let Some(Value::String(name)) = object.remove("name") else {
+        return Err(("?".into(), "a tool without a name".into()));
+    };
+    let input_schema = match object.remove("inputSchema") {
+        Some(schema @ Value::Object(_)) => schema,
+        _ => return Err((name, "no inputSchema object".into())),
+    };
+    let output_schema = object.remove("outputSchema").filter(Value::is_object);
+    let title = object
+        .remove("title")
+        .and_then(|t| t.as_str().map(str::to_owned));
+    let description = object
+        .remove("description")
+        .and_then(|d| d.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    object.retain(|k, _| !OWN_MEMBERS.contains(&k.as_str()));
+    Ok(ToolSpec {
+        source: format!("tool {name}"),
+        title,
+        description,
+        input_schema,
+        output_schema,
+        output_wrap: None,
+        annotations: ToolAnnotations::default(),
+        method: None,
+        operation: Binding::Mcp(McpBinding {
+            upstream: upstream.clone(),
+            tool: name.as_str().into(),
+        }),
+        extra: object,
+        name,
+        rename: None,
+    })
+}

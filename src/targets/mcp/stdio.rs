@@ -1,0 +1,387 @@
+//! An upstream MCP server the gateway spawns and talks to over stdio (one JSON-RPC message
+//! per line). One process serves every caller; requests are multiplexed by id. The process
+//! is supervised: when it exits, the calls waiting on it fail at once, and the next request
+//! starts it again, waiting at least the current backoff (1 s, doubling to 30 s while it
+//! keeps failing). Its stderr goes to the log, line by line, bounded in length and rate.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::value::RawValue;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::{Notify, mpsc, oneshot};
+
+use super::wire::{self, McpError};
+use crate::mcp::{LEGACY_VERSIONS, MODERN_VERSION};
+
+/// Longest stderr line logged (the rest is cut).
+const MAX_STDERR_LINE: usize = 2048;
+/// Most stderr lines logged per minute; beyond, they are counted and summarized.
+const STDERR_LINES_PER_MINUTE: u32 = 120;
+/// Longest message line read from the server.
+const MAX_LINE: usize = 16 << 20;
+
+type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<Box<RawValue>, McpError>>>>>;
+
+/// How to start the server.
+#[derive(Debug, Clone)]
+pub(super) struct Launch {
+    pub command: String,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub cwd: PathBuf,
+}
+
+/// One running process.
+struct Running {
+    writer: mpsc::Sender<Vec<u8>>,
+    pending: Pending,
+    version: &'static str,
+    alive: Arc<std::sync::atomic::AtomicBool>,
+    _child: Arc<tokio::sync::Mutex<Child>>,
+}
+
+/// A supervised stdio server.
+pub(super) struct StdioUpstream {
+    target: Arc<str>,
+    launch: Launch,
+    forced: Option<&'static str>,
+    current: tokio::sync::Mutex<Option<Arc<Running>>>,
+    next_id: AtomicU64,
+    /// When the process may be started again, and the backoff after that.
+    restart: Mutex<(Instant, Duration)>,
+    /// Signalled on `notifications/tools/list_changed`.
+    list_changed: Arc<Notify>,
+    meta: String,
+}
+
+impl StdioUpstream {
+    pub(super) fn new(
+        target: Arc<str>,
+        launch: Launch,
+        forced: Option<&str>,
+        list_changed: Arc<Notify>,
+    ) -> Self {
+        Self {
+            target,
+            launch,
+            forced: forced.and_then(|v| {
+                crate::mcp::SUPPORTED_VERSIONS
+                    .iter()
+                    .copied()
+                    .find(|s| *s == v)
+            }),
+            current: tokio::sync::Mutex::new(None),
+            next_id: AtomicU64::new(1),
+            restart: Mutex::new((Instant::now(), Duration::from_secs(1))),
+            list_changed,
+            meta: wire::modern_meta(),
+        }
+    }
+
+    /// The revision the running process speaks, if one runs.
+    pub(super) async fn version(&self) -> Option<&'static str> {
+        self.current
+            .lock()
+            .await
+            .as_ref()
+            .filter(|r| r.alive.load(Ordering::Relaxed))
+            .map(|r| r.version)
+    }
+
+    /// Sends one request and returns its result, starting the process when none runs.
+    pub(super) async fn request(
+        &self,
+        method: &str,
+        params: &[u8],
+        timeout: Duration,
+    ) -> Result<Box<RawValue>, McpError> {
+        let work = async {
+            let running = self.running().await?;
+            self.call(&running, method, Some(params)).await
+        };
+        tokio::time::timeout(timeout, work)
+            .await
+            .unwrap_or(Err(McpError::Timeout(timeout)))
+    }
+
+    async fn call(
+        &self,
+        running: &Running,
+        method: &str,
+        params: Option<&[u8]>,
+    ) -> Result<Box<RawValue>, McpError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let meta = (running.version == MODERN_VERSION).then_some(self.meta.as_str());
+        let mut line = wire::frame(Some(id), method, params, meta);
+        line.push(b'\n');
+        let (tx, rx) = oneshot::channel();
+        running.pending.lock().expect("not poisoned").insert(id, tx);
+        if running.writer.send(line).await.is_err() {
+            running.pending.lock().expect("not poisoned").remove(&id);
+            return Err(McpError::Transport(format!(
+                "`{}` is not running",
+                self.launch.command
+            )));
+        }
+        let outcome = rx.await;
+        running.pending.lock().expect("not poisoned").remove(&id);
+        outcome.unwrap_or_else(|_| {
+            Err(McpError::Transport(format!(
+                "`{}` exited",
+                self.launch.command
+            )))
+        })
+    }
+
+    /// The live process, started (and initialized) when none is.
+    async fn running(&self) -> Result<Arc<Running>, McpError> {
+        let mut current = self.current.lock().await;
+        if let Some(r) = current.as_ref()
+            && r.alive.load(Ordering::Relaxed)
+        {
+            return Ok(r.clone());
+        }
+        *current = None;
+        let wait = {
+            let restart = self.restart.lock().expect("not poisoned");
+            restart.0.saturating_duration_since(Instant::now())
+        };
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+        match self.start().await {
+            Ok(running) => {
+                *self.restart.lock().expect("not poisoned") =
+                    (Instant::now(), Duration::from_secs(1));
+                let running = Arc::new(running);
+                *current = Some(running.clone());
+                Ok(running)
+            }
+            Err(e) => {
+                let mut restart = self.restart.lock().expect("not poisoned");
+                let backoff = restart.1;
+                *restart = (
+                    Instant::now() + backoff,
+                    (backoff * 2).min(Duration::from_secs(30)),
+                );
+                Err(e)
+            }
+        }
+    }
+
+    /// Spawns the process, starts its reader, writer and stderr tasks, and initializes it.
+    async fn start(&self) -> Result<Running, McpError> {
+        let launch = &self.launch;
+        let mut command = Command::new(&launch.command);
+        command
+            .args(&launch.args)
+            .current_dir(&launch.cwd)
+            .env_clear()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        for key in ["PATH", "HOME", "LANG", "TMPDIR"] {
+            if let Some(v) = std::env::var_os(key) {
+                command.env(key, v);
+            }
+        }
+        for (k, v) in &launch.env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().map_err(|e| {
+            McpError::Transport(format!(
+                "cannot start `{}` (in {}): {e}",
+                launch.command,
+                launch.cwd.display()
+            ))
+        })?;
+        let stdin = child.stdin.take().expect("piped");
+        let stdout = child.stdout.take().expect("piped");
+        let stderr = child.stderr.take().expect("piped");
+        let pending: Pending = Arc::default();
+        let alive = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (writer, mut lines) = mpsc::channel::<Vec<u8>>(64);
+        let child = Arc::new(tokio::sync::Mutex::new(child));
+
+        // Writer: one line at a time, in order.
+        let writer_alive = alive.clone();
+        tokio::spawn(async move {
+            let mut stdin = stdin;
+            while let Some(line) = lines.recv().await {
+                if stdin.write_all(&line).await.is_err() || stdin.flush().await.is_err() {
+                    writer_alive.store(false, Ordering::Relaxed);
+                    break;
+                }
+            }
+        });
+
+        // Reader: responses to their callers; requests of the server answered; the end of
+        // the process fails every waiting call.
+        let (reader_pending, reader_alive, reply) =
+            (pending.clone(), alive.clone(), writer.clone());
+        let (list_changed, target, program) = (
+            self.list_changed.clone(),
+            self.target.clone(),
+            launch.command.clone(),
+        );
+        let reaped = child.clone();
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(stdout);
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                match reader.read_until(b'\n', &mut line).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) if line.len() > MAX_LINE => break,
+                    Ok(_) => handle_line(&line, &reader_pending, &reply, &list_changed).await,
+                }
+            }
+            reader_alive.store(false, Ordering::Relaxed);
+            let waiting: Vec<_> = reader_pending
+                .lock()
+                .expect("not poisoned")
+                .drain()
+                .collect();
+            for (_, tx) in waiting {
+                let _ = tx.send(Err(McpError::Transport(format!("`{program}` exited"))));
+            }
+            let status = reaped.lock().await.wait().await;
+            tracing::warn!(target = %target, ?status, "upstream MCP server `{program}` exited; it is started again on the next request");
+        });
+
+        // Stderr: into the log, bounded.
+        let (target, program) = (self.target.clone(), launch.command.clone());
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(stderr).lines();
+            let mut window = Instant::now();
+            let (mut logged, mut dropped) = (0u32, 0u64);
+            while let Ok(Some(line)) = reader.next_line().await {
+                if window.elapsed() >= Duration::from_secs(60) {
+                    if dropped > 0 {
+                        tracing::info!(target = %target, dropped, "stderr of `{program}`: lines not logged in the last minute");
+                    }
+                    (window, logged, dropped) = (Instant::now(), 0, 0);
+                }
+                if logged >= STDERR_LINES_PER_MINUTE {
+                    dropped += 1;
+                    continue;
+                }
+                logged += 1;
+                let cut = match line.char_indices().nth(MAX_STDERR_LINE) {
+                    Some((i, _)) => &line[..i],
+                    None => &line[..],
+                };
+                tracing::info!(target = %target, "stderr of `{program}`: {cut}");
+            }
+        });
+
+        let mut running = Running {
+            writer,
+            pending,
+            version: self.forced.unwrap_or(LEGACY_VERSIONS[0]),
+            alive,
+            _child: child,
+        };
+        if running.version == MODERN_VERSION {
+            return Ok(running);
+        }
+        let params = format!(
+            "{{\"protocolVersion\":\"{}\",\"capabilities\":{{}},\"clientInfo\":{{\"name\":\"toolgate\",\"version\":\"{}\"}}}}",
+            running.version,
+            crate::VERSION
+        );
+        let init = tokio::time::timeout(
+            Duration::from_secs(30),
+            self.call(&running, "initialize", Some(params.as_bytes())),
+        )
+        .await
+        .unwrap_or(Err(McpError::Timeout(Duration::from_secs(30))));
+        let result = match init {
+            Ok(result) => result,
+            // A server that only speaks 2026-07-28 has no handshake.
+            Err(McpError::Rpc(e)) if e.code == -32601 && self.forced.is_none() => {
+                running.version = MODERN_VERSION;
+                return Ok(running);
+            }
+            Err(e) => return Err(e),
+        };
+        let version = serde_json::from_str::<serde_json::Value>(result.get())
+            .ok()
+            .and_then(|r| r.get("protocolVersion")?.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        running.version = LEGACY_VERSIONS
+            .iter()
+            .copied()
+            .find(|v| *v == version)
+            .ok_or_else(|| {
+                McpError::Protocol(format!(
+                    "the server speaks protocol `{version}`, which the gateway does not"
+                ))
+            })?;
+        let mut note = wire::frame(None, "notifications/initialized", None, None);
+        note.push(b'\n');
+        running
+            .writer
+            .send(note)
+            .await
+            .map_err(|_| McpError::Transport("the server exited during the handshake".into()))?;
+        Ok(running)
+    }
+}
+
+/// One line from the server: a response goes to its caller; a list-changed notification
+/// wakes the refresher; a request is answered (`ping`) or refused.
+async fn handle_line(
+    line: &[u8],
+    pending: &Pending,
+    reply: &mpsc::Sender<Vec<u8>>,
+    list_changed: &Notify,
+) {
+    let Ok(message) = serde_json::from_slice::<wire::Incoming>(line) else {
+        return;
+    };
+    match (&message.method, message.id) {
+        (None, Some(id)) => {
+            let Ok(id) = id.get().parse::<u64>() else {
+                return;
+            };
+            let Some(tx) = pending.lock().expect("not poisoned").remove(&id) else {
+                return;
+            };
+            let _ = tx.send(match (message.result, message.error) {
+                (Some(r), _) => Ok(r.to_owned()),
+                (None, Some(e)) => Err(McpError::Rpc(e)),
+                (None, None) => Err(McpError::Protocol(
+                    "a response with neither result nor error".into(),
+                )),
+            });
+        }
+        (Some(method), None) => {
+            if method == "notifications/tools/list_changed" {
+                list_changed.notify_one();
+            }
+        }
+        (Some(method), Some(id)) => {
+            let answer = if method == "ping" {
+                format!(
+                    "{{\"jsonrpc\":\"2.0\",\"id\":{},\"result\":{{}}}}\n",
+                    id.get()
+                )
+            } else {
+                format!(
+                    "{{\"jsonrpc\":\"2.0\",\"id\":{},\"error\":{{\"code\":-32601,\"message\":\"the gateway does not serve {method}\"}}}}\n",
+                    id.get()
+                )
+            };
+            let _ = reply.send(answer.into_bytes()).await;
+        }
+        (None, None) => {}
+    }
+}

@@ -1,0 +1,229 @@
+//! JSON-RPC as the gateway speaks it to upstream MCP servers: framing requests (with the
+//! 2026-07-28 `_meta` spliced into the params), reading responses out of JSON bodies, SSE
+//! streams and stdio lines, and the errors of an upstream exchange.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// `_meta` of every 2026-07-28 request the gateway sends upstream.
+pub(super) fn modern_meta() -> String {
+    format!(
+        "\"_meta\":{{\"io.modelcontextprotocol/protocolVersion\":\"{}\",\"io.modelcontextprotocol/clientCapabilities\":{{}},\"io.modelcontextprotocol/clientInfo\":{{\"name\":\"toolgate\",\"version\":\"{}\"}}}}",
+        crate::mcp::MODERN_VERSION,
+        crate::VERSION
+    )
+}
+
+/// A JSON-RPC request (or, without `id`, a notification) with `params` (a JSON object, or
+/// none) and, when given, `meta` spliced in as its first member.
+pub(super) fn frame(
+    id: Option<u64>,
+    method: &str,
+    params: Option<&[u8]>,
+    meta: Option<&str>,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(
+        64 + method.len() + params.map_or(0, <[u8]>::len) + meta.map_or(0, str::len),
+    );
+    out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",");
+    if let Some(id) = id {
+        out.extend_from_slice(format!("\"id\":{id},").as_bytes());
+    }
+    out.extend_from_slice(b"\"method\":");
+    crate::mcp::jsonrpc::write_json_str(&mut out, method);
+    match (params, meta) {
+        (None, None) => {}
+        (None, Some(meta)) => {
+            out.extend_from_slice(b",\"params\":{");
+            out.extend_from_slice(meta.as_bytes());
+            out.push(b'}');
+        }
+        (Some(params), None) => {
+            out.extend_from_slice(b",\"params\":");
+            out.extend_from_slice(params);
+        }
+        (Some(params), Some(meta)) => {
+            // `params` is an object: `{` + meta + (`,` + the rest, unless it is empty).
+            let inner = params
+                .strip_prefix(b"{")
+                .unwrap_or(params)
+                .trim_ascii_start();
+            out.extend_from_slice(b",\"params\":{");
+            out.extend_from_slice(meta.as_bytes());
+            if inner != b"}" {
+                out.push(b',');
+            }
+            out.extend_from_slice(inner);
+        }
+    }
+    out.push(b'}');
+    out
+}
+
+/// A JSON-RPC error object from the upstream.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RpcErrorObject {
+    /// Its code.
+    pub code: i64,
+    /// Its message.
+    #[serde(default)]
+    pub message: String,
+}
+
+/// One message from the upstream, borrowing from its bytes.
+#[derive(Deserialize)]
+pub(super) struct Incoming<'a> {
+    #[serde(default, borrow)]
+    pub id: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    pub method: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub result: Option<&'a RawValue>,
+    #[serde(default)]
+    pub error: Option<RpcErrorObject>,
+}
+
+/// Why an exchange with an upstream MCP server gave no result.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum McpError {
+    /// Connecting, writing or reading failed (the process exited, the connection broke).
+    #[error("could not reach the upstream MCP server: {0}")]
+    Transport(String),
+    /// No answer in time.
+    #[error("the upstream MCP server did not answer within {0:?}")]
+    Timeout(std::time::Duration),
+    /// The upstream answered with a JSON-RPC error.
+    #[error("the upstream MCP server answered error {}: {}", .0.code, .0.message)]
+    Rpc(RpcErrorObject),
+    /// An HTTP status that carries no JSON-RPC answer.
+    #[error("the upstream MCP server answered HTTP {status}{}", if .excerpt.is_empty() { String::new() } else { format!(": {}", .excerpt) })]
+    Status {
+        /// The status.
+        status: u16,
+        /// A bounded excerpt of the body.
+        excerpt: String,
+    },
+    /// Something that is not MCP came back.
+    #[error("the upstream MCP server broke the protocol: {0}")]
+    Protocol(String),
+    /// The target's credentials could not be obtained.
+    #[error("cannot authenticate to the upstream MCP server: {0}")]
+    Credentials(String),
+}
+
+impl McpError {
+    /// Whether the upstream is down (as opposed to refusing this one request).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, McpError::Transport(_) | McpError::Timeout(_))
+    }
+}
+
+/// The result (or error) of the response to request `id` in `message`, if it is that
+/// response.
+pub(super) fn response_to(message: &[u8], id: u64) -> Option<Result<Box<RawValue>, McpError>> {
+    let incoming: Incoming = serde_json::from_slice(message).ok()?;
+    if incoming.method.is_some() || incoming.id?.get() != id.to_string() {
+        return None;
+    }
+    Some(match (incoming.result, incoming.error) {
+        (Some(result), _) => Ok(result.to_owned()),
+        (None, Some(error)) => Err(McpError::Rpc(error)),
+        (None, None) => Err(McpError::Protocol(
+            "a response with neither result nor error".into(),
+        )),
+    })
+}
+
+/// Takes the complete SSE events out of `buffer` and returns the `data` of each (lines
+/// joined by `\n`); what follows the last blank line stays in the buffer.
+pub(super) fn take_sse_events(buffer: &mut Vec<u8>) -> Vec<Vec<u8>> {
+    let mut events = Vec::new();
+    loop {
+        let end = find_event_end(buffer);
+        let Some((end, separator)) = end else {
+            return events;
+        };
+        let event: Vec<u8> = buffer.drain(..end + separator).collect();
+        let mut data = Vec::new();
+        for line in event[..end].split(|b| *b == b'\n') {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if let Some(value) = line.strip_prefix(b"data:") {
+                if !data.is_empty() {
+                    data.push(b'\n');
+                }
+                data.extend_from_slice(value.strip_prefix(b" ").unwrap_or(value));
+            }
+        }
+        if !data.is_empty() {
+            events.push(data);
+        }
+    }
+}
+
+/// Where the first event of `buffer` ends (its blank-line separator's start and length).
+fn find_event_end(buffer: &[u8]) -> Option<(usize, usize)> {
+    let lf = buffer.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2));
+    let crlf = buffer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| (i, 4));
+    match (lf, crlf) {
+        (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
+        (a, b) => a.or(b),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_splice_meta_into_params() {
+        let meta = "\"_meta\":{}";
+        assert_eq!(
+            String::from_utf8(frame(
+                Some(3),
+                "tools/call",
+                Some(br#"{"name":"a"}"#),
+                Some(meta)
+            ))
+            .unwrap(),
+            r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"_meta":{},"name":"a"}}"#
+        );
+        assert_eq!(
+            String::from_utf8(frame(Some(1), "tools/list", Some(b"{}"), Some(meta))).unwrap(),
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{}}}"#
+        );
+        assert_eq!(
+            String::from_utf8(frame(None, "notifications/initialized", None, None)).unwrap(),
+            r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#
+        );
+        let value: serde_json::Value =
+            serde_json::from_slice(&frame(Some(2), "ping", None, Some(meta))).unwrap();
+        assert_eq!(value["params"], serde_json::json!({"_meta": {}}));
+    }
+
+    #[test]
+    fn responses_are_matched_by_id() {
+        let ok = br#"{"jsonrpc":"2.0","id":7,"result":{"tools":[]}}"#;
+        assert_eq!(
+            response_to(ok, 7).unwrap().unwrap().get(),
+            r#"{"tools":[]}"#
+        );
+        assert!(response_to(ok, 8).is_none());
+        let note = br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{}}"#;
+        assert!(response_to(note, 7).is_none());
+        let err = br#"{"jsonrpc":"2.0","id":7,"error":{"code":-32602,"message":"Unknown tool"}}"#;
+        assert!(matches!(response_to(err, 7), Some(Err(McpError::Rpc(e))) if e.code == -32602));
+    }
+
+    #[test]
+    fn sse_events_are_split_on_blank_lines() {
+        let mut buffer = b"event: message\ndata: {\"a\":1}\n\n: comment\n\ndata: {\"b\":\r\ndata: 2}\r\n\r\ndata: part".to_vec();
+        let events = take_sse_events(&mut buffer);
+        assert_eq!(events, vec![b"{\"a\":1}".to_vec(), b"{\"b\":\n2}".to_vec()]);
+        assert_eq!(buffer, b"data: part");
+    }
+}
