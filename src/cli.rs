@@ -13,7 +13,7 @@ use crate::server::{ServeOptions, Server};
 use crate::targets::Binding;
 use crate::targets::http::{HttpBinding, HttpClient, HttpTarget};
 
-/// toolgate: one MCP endpoint in front of your REST APIs and Lambda functions.
+/// toolgate: one MCP endpoint in front of your REST APIs, Lambda functions and MCP servers.
 #[derive(Debug, Parser)]
 #[command(name = "toolgate", version, about, long_about = None)]
 pub struct Cli {

@@ -1,4 +1,5 @@
-//! toolgate: one MCP endpoint in front of REST APIs (OpenAPI) and AWS Lambda functions.
+//! toolgate: one MCP endpoint in front of REST APIs (OpenAPI), AWS Lambda functions and MCP
+//! servers.
 //!
 //! Load time builds an immutable [`catalog::Catalog`] from `gateway.yaml` and the documents
 //! it names; the request path ([`server`] → [`mcp`] → [`targets`]) only looks up and executes.
