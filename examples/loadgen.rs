@@ -55,6 +55,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("__upstream") => role_upstream(),
+        Some("__mcp_upstream") => role_mcp_upstream(),
         Some("__proxy") => role_proxy(args.get(2).expect("upstream address").parse().unwrap()),
         Some("scale") => scale(&Options::parse(&args[2..])),
         _ => macro_bench(&Options::parse(&args[1..])),
@@ -155,6 +156,48 @@ fn role_upstream() {
                     // Read the request body fully, as a real API would.
                     let _ = req.into_body().collect().await;
                     let mut resp = Response::new(Full::new(Bytes::from_static(ANSWER)));
+                    resp.headers_mut()
+                        .insert("content-type", HeaderValue::from_static("application/json"));
+                    Ok::<_, Infallible>(resp)
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    })
+}
+
+/// A minimal MCP server over Streamable HTTP (2026-07-28, stateless): `server/discover`,
+/// one tool in `tools/list`, and `tools/call` answered with the same 300-byte document as
+/// the REST upstream, as text and `structuredContent`.
+fn role_mcp_upstream() {
+    current_thread().block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        announce(listener.local_addr().unwrap());
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(async move {
+                let service = service_fn(|req: Request<Incoming>| async move {
+                    let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                    let message: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                    let id = message["id"].to_string();
+                    let result = match message["method"].as_str().unwrap_or("") {
+                        "server/discover" => r#"{"resultType":"complete","supportedVersions":["2026-07-28"],"capabilities":{"tools":{}},"_meta":{"io.modelcontextprotocol/serverInfo":{"name":"loadgen","version":"1"}}}"#.to_string(),
+                        "tools/list" => r#"{"resultType":"complete","tools":[{"name":"getPet","description":"Get a pet.","inputSchema":{"type":"object","properties":{"petId":{"type":"string"}},"required":["petId"]}}]}"#.to_string(),
+                        _ => {
+                            let text = serde_json::to_string(std::str::from_utf8(ANSWER).unwrap()).unwrap();
+                            format!(
+                                r#"{{"resultType":"complete","content":[{{"type":"text","text":{text}}}],"structuredContent":{},"isError":false}}"#,
+                                std::str::from_utf8(ANSWER).unwrap()
+                            )
+                        }
+                    };
+                    let answer = format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#);
+                    let mut resp = Response::new(Full::new(Bytes::from(answer)));
                     resp.headers_mut()
                         .insert("content-type", HeaderValue::from_static("application/json"));
                     Ok::<_, Infallible>(resp)
@@ -333,6 +376,18 @@ fn status_kb(pid: u32, field: &str) -> u64 {
 }
 
 /// A temporary directory with `gateway.yaml` serving the test API against `upstream`.
+/// [`gateway_dir`] plus an `mcp:` target on the MCP server at `mcp`.
+fn gateway_dir_with_mcp(upstream: SocketAddr, mcp: SocketAddr) -> tempfile::TempDir {
+    let dir = gateway_dir(upstream);
+    let path = dir.path().join("gateway.yaml");
+    let mut config = std::fs::read_to_string(&path).unwrap();
+    config.push_str(&format!(
+        "  - name: mcp\n    mcp: {{url: \"http://{mcp}/mcp\"}}\n"
+    ));
+    std::fs::write(&path, config).unwrap();
+    dir
+}
+
 fn gateway_dir(upstream: SocketAddr) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(
@@ -375,6 +430,17 @@ fn tools_call() -> Workload {
         body: Bytes::from(body),
         expect: b"\"isError\":false",
     }
+}
+
+/// (f, g): a `tools/call` of the MCP server's tool through toolgate's `mcp:` target, and
+/// the same request through the bare proxy straight to the MCP server.
+fn tools_call_federated() -> Workload {
+    let mut w = tools_call();
+    w.body = Bytes::from(format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"mcp___getPet","arguments":{{"petId":"7"}},{META}}}}}"#
+    ));
+    w.headers[2].1 = "mcp___getPet".into();
+    w
 }
 
 /// (d): the same call on the cached target; the warm-up fills the one entry.
@@ -569,7 +635,9 @@ fn driver_runtime() -> tokio::runtime::Runtime {
 fn macro_bench(opts: &Options) {
     let upstream = spawn_role("__upstream", None);
     let proxy = spawn_role("__proxy", Some(upstream.addr.to_string()));
-    let dir = gateway_dir(upstream.addr);
+    let mcp_upstream = spawn_role("__mcp_upstream", None);
+    let mcp_proxy = spawn_role("__proxy", Some(mcp_upstream.addr.to_string()));
+    let dir = gateway_dir_with_mcp(upstream.addr, mcp_upstream.addr);
     let (toolgate, _) = spawn_toolgate(&opts.toolgate, &dir.path().join("gateway.yaml"));
     let rt = driver_runtime();
     eprintln!(
@@ -629,7 +697,28 @@ fn macro_bench(opts: &Options) {
             toolgate.pid(),
             up,
         );
-        results.extend([a, b, cc, d, e]);
+        let mup = mcp_upstream.pid();
+        let g = drive(
+            &rt,
+            "g_bare_proxy_to_mcp_server",
+            mcp_proxy.addr,
+            &tools_call_federated(),
+            c,
+            opts,
+            mcp_proxy.pid(),
+            mup,
+        );
+        let f = drive(
+            &rt,
+            "f_toolgate_federated_call",
+            toolgate.addr,
+            &tools_call_federated(),
+            c,
+            opts,
+            toolgate.pid(),
+            mup,
+        );
+        results.extend([a, b, cc, d, e, g, f]);
     }
     let report = report(&results);
     println!("{report}");
@@ -677,6 +766,15 @@ fn report(results: &[Measured]) -> String {
         ) else {
             continue;
         };
+        if let (Some(g), Some(f)) = (
+            find(results, "g_bare_proxy_to_mcp_server", c),
+            find(results, "f_toolgate_federated_call", c),
+        ) {
+            s.push_str(&format!(
+                "concurrency {c}: CPU/req federated f/g = {:.2} (target <= 2.00)\n",
+                f.cpu_us_per_req / g.cpu_us_per_req
+            ));
+        }
         s.push_str(&format!(
             "concurrency {c}: CPU/req c/b = {:.2} (target <= 2.00), d/b = {:.2} (target <= 0.50), e/b = {:.2}; throughput c/b = {:.2}; added p50 c-a = {:.0} µs vs b-a = {:.0} µs; added p99 c-a = {:.0} µs (target < 1000)\n",
             cc.cpu_us_per_req / b.cpu_us_per_req,
