@@ -43,7 +43,20 @@ struct Running {
     pending: Pending,
     version: &'static str,
     alive: Arc<std::sync::atomic::AtomicBool>,
-    _child: Arc<tokio::sync::Mutex<Child>>,
+    child: Arc<tokio::sync::Mutex<Child>>,
+}
+
+impl Drop for StdioUpstream {
+    /// A target that is gone (removed or changed by a reload) stops its process: its reader
+    /// task would otherwise keep it alive.
+    fn drop(&mut self) {
+        if let Ok(mut current) = self.current.try_lock()
+            && let Some(running) = current.take()
+            && let Ok(mut child) = running.child.try_lock()
+        {
+            let _ = child.start_kill();
+        }
+    }
 }
 
 /// A supervised stdio server.
@@ -287,7 +300,7 @@ impl StdioUpstream {
             pending,
             version: self.forced.unwrap_or(LEGACY_VERSIONS[0]),
             alive,
-            _child: child,
+            child,
         };
         if running.version == MODERN_VERSION {
             return Ok(running);
