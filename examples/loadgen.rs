@@ -143,36 +143,37 @@ fn current_thread() -> tokio::runtime::Runtime {
 /// The upstream: answers [`ANSWER`] to everything, HTTP/1.1 keep-alive, one thread (so that
 /// it takes as little of the machine as possible from the system under test).
 fn role_upstream() {
-    current_thread().block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        announce(listener.local_addr().unwrap());
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
-            tokio::spawn(async move {
-                let service = service_fn(|req: Request<Incoming>| async move {
-                    // Read the request body fully, as a real API would.
-                    let _ = req.into_body().collect().await;
-                    let mut resp = Response::new(Full::new(Bytes::from_static(ANSWER)));
-                    resp.headers_mut()
-                        .insert("content-type", HeaderValue::from_static("application/json"));
-                    Ok::<_, Infallible>(resp)
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    })
+    serve_json(|_| Bytes::from_static(ANSWER));
 }
 
 /// A minimal MCP server over Streamable HTTP (2026-07-28, stateless): `server/discover`,
 /// one tool in `tools/list`, and `tools/call` answered with the same 300-byte document as
 /// the REST upstream, as text and `structuredContent`.
 fn role_mcp_upstream() {
-    current_thread().block_on(async {
+    serve_json(|body| {
+        let message: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let id = message["id"].to_string();
+        let result = match message["method"].as_str().unwrap_or("") {
+            "server/discover" => r#"{"resultType":"complete","supportedVersions":["2026-07-28"],"capabilities":{"tools":{}},"_meta":{"io.modelcontextprotocol/serverInfo":{"name":"loadgen","version":"1"}}}"#.to_string(),
+            "tools/list" => r#"{"resultType":"complete","tools":[{"name":"getPet","description":"Get a pet.","inputSchema":{"type":"object","properties":{"petId":{"type":"string"}},"required":["petId"]}}]}"#.to_string(),
+            _ => {
+                let answer = std::str::from_utf8(ANSWER).unwrap();
+                let text = serde_json::to_string(answer).unwrap();
+                format!(
+                    r#"{{"resultType":"complete","content":[{{"type":"text","text":{text}}}],"structuredContent":{answer},"isError":false}}"#
+                )
+            }
+        };
+        Bytes::from(format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#
+        ))
+    });
+}
+
+/// A one-thread HTTP/1.1 keep-alive server that reads each request body fully (as a real
+/// server would) and answers `answer(body)` as JSON.
+fn serve_json(answer: fn(Bytes) -> Bytes) {
+    current_thread().block_on(async move {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         announce(listener.local_addr().unwrap());
         loop {
@@ -181,23 +182,14 @@ fn role_mcp_upstream() {
             };
             let _ = stream.set_nodelay(true);
             tokio::spawn(async move {
-                let service = service_fn(|req: Request<Incoming>| async move {
-                    let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                    let message: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-                    let id = message["id"].to_string();
-                    let result = match message["method"].as_str().unwrap_or("") {
-                        "server/discover" => r#"{"resultType":"complete","supportedVersions":["2026-07-28"],"capabilities":{"tools":{}},"_meta":{"io.modelcontextprotocol/serverInfo":{"name":"loadgen","version":"1"}}}"#.to_string(),
-                        "tools/list" => r#"{"resultType":"complete","tools":[{"name":"getPet","description":"Get a pet.","inputSchema":{"type":"object","properties":{"petId":{"type":"string"}},"required":["petId"]}}]}"#.to_string(),
-                        _ => {
-                            let text = serde_json::to_string(std::str::from_utf8(ANSWER).unwrap()).unwrap();
-                            format!(
-                                r#"{{"resultType":"complete","content":[{{"type":"text","text":{text}}}],"structuredContent":{},"isError":false}}"#,
-                                std::str::from_utf8(ANSWER).unwrap()
-                            )
-                        }
-                    };
-                    let answer = format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#);
-                    let mut resp = Response::new(Full::new(Bytes::from(answer)));
+                let service = service_fn(move |req: Request<Incoming>| async move {
+                    let body = req
+                        .into_body()
+                        .collect()
+                        .await
+                        .map(|b| b.to_bytes())
+                        .unwrap_or_default();
+                    let mut resp = Response::new(Full::new(answer(body)));
                     resp.headers_mut()
                         .insert("content-type", HeaderValue::from_static("application/json"));
                     Ok::<_, Infallible>(resp)
