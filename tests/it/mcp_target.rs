@@ -383,3 +383,88 @@ async fn an_upstream_down_at_start_does_not_stop_the_gateway() {
         "{error}"
     );
 }
+
+/// `@modelcontextprotocol/server-everything` (the reference server, npm, pinned in
+/// `tests/interop/package-lock.json`), started with `mode`.
+fn everything_script() -> PathBuf {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/interop/node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+    assert!(
+        script.exists(),
+        "the MCP target tests need @modelcontextprotocol/server-everything in tests/interop/node_modules: run `tests/interop/run.sh --install-only` (./test.sh does)"
+    );
+    script
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reference_server_everything_over_stdio_and_http() {
+    let script = everything_script();
+    let port = free_port();
+    let mut http = Command::new("node")
+        .arg(&script)
+        .arg("streamableHttp")
+        .env("PORT", port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("node runs server-everything");
+    let stderr = http.stderr.take().unwrap();
+    tokio::task::block_in_place(|| {
+        let mut lines = BufReader::new(stderr).lines();
+        loop {
+            let line = lines
+                .next()
+                .expect("server-everything says it listens")
+                .unwrap();
+            if line.contains("listening on port") {
+                break;
+            }
+        }
+        std::thread::spawn(move || for _ in lines {});
+    });
+    let yaml = format!(
+        "targets:\n  - name: stdio\n    mcp: {{ command: node, args: [\"{}\", stdio] }}\n  - name: web\n    mcp: {{ url: \"http://127.0.0.1:{port}/mcp\" }}\n",
+        script.display()
+    );
+    let gateway = Gateway::start(&yaml, &[]).await;
+    for target in ["stdio", "web"] {
+        let mcp = client(&gateway.url(), all_lifecycles().remove(2).1).await;
+        let tools = mcp.list_all_tools().await.unwrap();
+        let structured = tools
+            .iter()
+            .find(|t| t.name == format!("{target}___get-structured-content"))
+            .unwrap_or_else(|| {
+                panic!(
+                    "{target}: {:?}",
+                    tools.iter().map(|t| &t.name).collect::<Vec<_>>()
+                )
+            });
+        assert!(
+            structured.output_schema.is_some(),
+            "{target}: outputSchema kept"
+        );
+        let echo = mcp
+            .call_tool(
+                CallToolRequestParams::new(format!("{target}___echo"))
+                    .with_arguments(args(json!({"message": "hi"}))),
+            )
+            .await
+            .unwrap();
+        assert_eq!(text_of(&echo), "Echo: hi", "{target}");
+        let weather = mcp
+            .call_tool(
+                CallToolRequestParams::new(format!("{target}___get-structured-content"))
+                    .with_arguments(args(json!({"location": "Chicago"}))),
+            )
+            .await
+            .unwrap();
+        assert_ne!(weather.is_error, Some(true), "{target}: {weather:?}");
+        let content = weather
+            .structured_content
+            .expect("structuredContent passed on");
+        assert!(content["temperature"].is_number(), "{target}: {content}");
+        mcp.cancel().await.unwrap();
+    }
+    let _ = http.kill();
+    let _ = http.wait();
+}
