@@ -92,7 +92,12 @@ pub struct Reloader {
     http: HttpClient,
     current: Mutex<Current>,
     running: tokio::sync::Mutex<()>,
+    /// What `--watch` compares against: the watched files as of the last load, so that a
+    /// change made before the watcher first looks is not missed.
+    stamps: Mutex<(Vec<PathBuf>, Vec<Stamp>)>,
 }
+
+type Stamp = Option<(SystemTime, u64)>;
 
 impl Reloader {
     /// A reloader for the gateway serving `loaded` on `listen`.
@@ -102,6 +107,9 @@ impl Reloader {
         listen: std::net::SocketAddr,
         http: HttpClient,
     ) -> Self {
+        let mut files = vec![loaded.config_file.clone()];
+        files.extend(loaded.input_files());
+        let seen = stamps(&files);
         Self {
             config_file: loaded.config_file.clone(),
             listen,
@@ -111,6 +119,7 @@ impl Reloader {
                 inbound,
             }),
             running: tokio::sync::Mutex::new(()),
+            stamps: Mutex::new((files, seen)),
         }
     }
 
@@ -130,6 +139,16 @@ impl Reloader {
     /// Loads the configuration again and, when it loads, serves it on `endpoint`.
     pub async fn reload(&self, endpoint: &McpEndpoint, trigger: &'static str) -> ReloadReport {
         let _one_at_a_time = self.running.lock().await;
+        let report = self.reload_now(endpoint, trigger).await;
+        // After a failed reload too: `--watch` then waits for the next change instead of
+        // trying the same one again.
+        let files = self.watched_files();
+        let seen = stamps(&files);
+        *self.stamps.lock().expect("not poisoned") = (files, seen);
+        report
+    }
+
+    async fn reload_now(&self, endpoint: &McpEndpoint, trigger: &'static str) -> ReloadReport {
         let started = Instant::now();
         let previous = self.current.lock().expect("not poisoned").loaded.clone();
         let metrics = endpoint.metrics().clone();
@@ -234,7 +253,7 @@ impl Reloader {
 }
 
 /// What `--watch` compares: modification time and size of each file (missing: `None`).
-fn stamps(files: &[PathBuf]) -> Vec<Option<(SystemTime, u64)>> {
+fn stamps(files: &[PathBuf]) -> Vec<Stamp> {
     files
         .iter()
         .map(|f| {
@@ -249,22 +268,20 @@ fn stamps(files: &[PathBuf]) -> Vec<Option<(SystemTime, u64)>> {
 /// `interval` (polling works on every filesystem, Kubernetes ConfigMap symlink swaps
 /// included). Runs until the process ends.
 pub async fn watch(reloader: Arc<Reloader>, endpoint: Arc<McpEndpoint>, interval: Duration) {
-    let mut files = reloader.watched_files();
-    let mut seen = stamps(&files);
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let now = stamps(&files);
-        if now == seen {
+        let changed = {
+            let guard = reloader.stamps.lock().expect("not poisoned");
+            stamps(&guard.0) != guard.1
+        };
+        if !changed {
             continue;
         }
         // Let a writer finish (editors write, rename and touch in several steps).
         tokio::time::sleep(interval.min(Duration::from_millis(200))).await;
         reloader.reload(&endpoint, "watch").await;
-        // After a failed reload too: the next change is tried, not the same one again.
-        files = reloader.watched_files();
-        seen = stamps(&files);
     }
 }
 
