@@ -293,14 +293,68 @@ pub struct ToolBuildError {
     pub reason: String,
 }
 
+/// A prompt, resource or resource template an upstream MCP server offers, as the gateway
+/// serves it: prompts named like tools (`target___prompt`), resources and templates under
+/// `toolgate://<target>/<the upstream's URI>`, so that two servers never collide.
+pub struct Offering {
+    /// The prompt name or resource URI clients use.
+    pub key: Arc<str>,
+    /// The object as the upstream lists it, with its name or URI rewritten, serialized once.
+    pub definition: Box<RawValue>,
+    /// The name or URI on the upstream.
+    pub upstream_key: Box<str>,
+    /// The target it belongs to.
+    pub target: Arc<str>,
+    /// The server that serves it.
+    pub source: Arc<crate::targets::mcp::McpUpstream>,
+    /// Who may see and use it (the target's scopes).
+    pub policy: ToolPolicy,
+}
+
+impl std::fmt::Debug for Offering {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Offering")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The URI under which the gateway serves an upstream resource (or template) `uri`.
+pub fn gateway_uri(target: &str, uri: &str) -> String {
+    format!("toolgate://{target}/{uri}")
+}
+
+/// The target and upstream URI of a gateway resource URI.
+pub fn upstream_uri(uri: &str) -> Option<(&str, &str)> {
+    uri.strip_prefix("toolgate://")?.split_once('/')
+}
+
+/// What the upstream MCP servers of a catalog offer besides tools.
+#[derive(Debug, Default)]
+pub struct Offerings {
+    /// Prompts, in target order.
+    pub prompts: Vec<Arc<Offering>>,
+    /// Resources.
+    pub resources: Vec<Arc<Offering>>,
+    /// Resource templates.
+    pub templates: Vec<Arc<Offering>>,
+}
+
 /// Every tool, in a fixed order, with a name index, and what is derived from the whole
-/// list (its generation, the scopes its policies use).
+/// list (its generation, the scopes its policies use); the prompts and resources of the
+/// upstream MCP servers.
 #[derive(Debug, Default)]
 pub struct Catalog {
     tools: Vec<Arc<Tool>>,
     index: HashMap<Arc<str>, usize>,
     generation: u64,
     scopes: Vec<String>,
+    offerings: Offerings,
+    prompt_index: HashMap<Arc<str>, usize>,
+    resource_index: HashMap<Arc<str>, usize>,
+    /// Per MCP target with resources or templates: its server and policy (a templated URI
+    /// is read from its target).
+    sources: HashMap<Arc<str>, (Arc<crate::targets::mcp::McpUpstream>, ToolPolicy)>,
 }
 
 impl Catalog {
@@ -329,7 +383,57 @@ impl Catalog {
             index,
             generation: hasher.finish(),
             scopes,
+            ..Self::default()
         }
+    }
+
+    /// The same catalog serving `offerings` too.
+    pub fn with_offerings(mut self, offerings: Offerings) -> Self {
+        self.prompt_index = offerings
+            .prompts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.key.clone(), i))
+            .collect();
+        self.resource_index = offerings
+            .resources
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.key.clone(), i))
+            .collect();
+        for o in offerings.resources.iter().chain(&offerings.templates) {
+            self.sources
+                .entry(o.target.clone())
+                .or_insert_with(|| (o.source.clone(), o.policy.clone()));
+        }
+        self.offerings = offerings;
+        self
+    }
+
+    /// The prompts, resources and templates of the upstream MCP servers.
+    pub fn offerings(&self) -> &Offerings {
+        &self.offerings
+    }
+
+    /// The prompt called `name`.
+    pub fn prompt(&self, name: &str) -> Option<&Arc<Offering>> {
+        self.prompt_index
+            .get(name)
+            .map(|&i| &self.offerings.prompts[i])
+    }
+
+    /// Where a resource URI is read: the server, the upstream URI and the policy.
+    pub fn resource_source(
+        &self,
+        uri: &str,
+    ) -> Option<(&Arc<crate::targets::mcp::McpUpstream>, String, &ToolPolicy)> {
+        if let Some(&i) = self.resource_index.get(uri) {
+            let r = &self.offerings.resources[i];
+            return Some((&r.source, r.upstream_key.to_string(), &r.policy));
+        }
+        let (target, upstream) = upstream_uri(uri)?;
+        let (source, policy) = self.sources.get(target)?;
+        Some((source, upstream.to_string(), policy))
     }
 
     /// The tool called `name`.

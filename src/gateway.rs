@@ -72,6 +72,8 @@ struct TargetBuild {
     warnings: Vec<String>,
     /// What the kind keeps alive for the next load (an MCP upstream).
     state: Option<Arc<dyn crate::targets::TargetState>>,
+    /// An MCP server's prompts, resources and templates.
+    offerings: crate::catalog::Offerings,
 }
 
 impl std::fmt::Debug for TargetBuild {
@@ -189,9 +191,21 @@ fn build(
         .iter()
         .flat_map(|b| b.tools.iter().cloned())
         .collect();
+    let mut offerings = crate::catalog::Offerings::default();
+    for b in &builds {
+        offerings
+            .prompts
+            .extend(b.offerings.prompts.iter().cloned());
+        offerings
+            .resources
+            .extend(b.offerings.resources.iter().cloned());
+        offerings
+            .templates
+            .extend(b.offerings.templates.iter().cloned());
+    }
     Ok(Loaded {
         targets: builds.iter().map(|b| b.summary.clone()).collect(),
-        catalog: Arc::new(Catalog::from_tools(tools)),
+        catalog: Arc::new(Catalog::from_tools(tools).with_offerings(offerings)),
         config,
         config_file: path.to_path_buf(),
         warnings,
@@ -236,6 +250,11 @@ impl TargetBuild {
             },
             warnings: self.warnings.clone(),
             state: self.state.clone(),
+            offerings: crate::catalog::Offerings {
+                prompts: self.offerings.prompts.clone(),
+                resources: self.offerings.resources.clone(),
+                templates: self.offerings.templates.clone(),
+            },
         }
     }
 }
@@ -305,9 +324,72 @@ fn build_target(
             reused: false,
         },
         tools: built.tools,
+        offerings: loaded
+            .offered
+            .map(|(offered, source)| offerings(target, naming, offered, source))
+            .unwrap_or_default(),
         warnings,
         state: loaded.state,
     })
+}
+
+/// An MCP server's prompts, resources and templates as the catalog serves them: prompts
+/// named like tools, URIs under `toolgate://<target>/`, each with the target's scopes.
+fn offerings(
+    target: &TargetConfig,
+    naming: &Naming,
+    offered: crate::targets::mcp::Offered,
+    source: Arc<crate::targets::mcp::McpUpstream>,
+) -> crate::catalog::Offerings {
+    use crate::catalog::{Offering, gateway_uri};
+    let name: Arc<str> = target.name.value.as_str().into();
+    let policy = ToolPolicy {
+        scopes: target.scopes.clone().into_boxed_slice(),
+    };
+    let make = |mut item: serde_json::Value, member: &str, key: String| -> Option<Arc<Offering>> {
+        let upstream_key = item.get(member)?.as_str()?.to_string();
+        item[member] = serde_json::Value::String(key.clone());
+        Some(Arc::new(Offering {
+            key: key.into(),
+            definition: serde_json::value::to_raw_value(&item).ok()?,
+            upstream_key: upstream_key.into(),
+            target: name.clone(),
+            source: source.clone(),
+            policy: policy.clone(),
+        }))
+    };
+    let mut used = HashSet::new();
+    let prompts = offered
+        .prompts
+        .into_iter()
+        .filter_map(|p| {
+            let local = p.get("name")?.as_str()?.to_string();
+            let key = naming.unique(naming.full_name(&name, &local), &used);
+            used.insert(Arc::from(key.as_str()));
+            make(p, "name", key)
+        })
+        .collect();
+    let resources = offered
+        .resources
+        .into_iter()
+        .filter_map(|r| {
+            let key = gateway_uri(&name, r.get("uri")?.as_str()?);
+            make(r, "uri", key)
+        })
+        .collect();
+    let templates = offered
+        .templates
+        .into_iter()
+        .filter_map(|t| {
+            let key = gateway_uri(&name, t.get("uriTemplate")?.as_str()?);
+            make(t, "uriTemplate", key)
+        })
+        .collect();
+    crate::catalog::Offerings {
+        prompts,
+        resources,
+        templates,
+    }
 }
 
 /// Applies `operations.<key>.{rename, description}` to a target's tools (keys are

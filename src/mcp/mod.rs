@@ -316,9 +316,10 @@ impl McpEndpoint {
                 };
             }
             "prompts/list" | "resources/list" | "resources/templates/list" => {
-                lists::empty(&call, method, message.params, &mut out)
+                lists::list(&call, method, message.params, &mut out)
             }
-            "resources/read" => lists::read(message.params),
+            "prompts/get" => lists::get_prompt(&call, message.params, &mut out).await,
+            "resources/read" => lists::read(&call, message.params, &mut out).await,
             _ => Err(RpcError::new(
                 ErrorKind::MethodNotFound(era),
                 format!("method not found: {method}"),

@@ -160,6 +160,8 @@ pub struct TargetTools {
     pub warnings: Vec<String>,
     /// What the kind keeps for the next load of the same target.
     pub state: Option<std::sync::Arc<dyn TargetState>>,
+    /// Prompts and resources an upstream MCP server offers, with the server.
+    pub offered: Option<(mcp::Offered, std::sync::Arc<mcp::McpUpstream>)>,
 }
 
 /// Why a target cannot be loaded.

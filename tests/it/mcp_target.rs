@@ -468,3 +468,81 @@ async fn the_reference_server_everything_over_stdio_and_http() {
     let _ = http.kill();
     let _ = http.wait();
 }
+
+/// One 2026-07-28 request to the gateway; the result (or the error).
+async fn modern(gateway: &Gateway, method: &str, params: Value) -> Value {
+    let mut params = params;
+    params["_meta"] = crate::support::modern_meta();
+    let name = params["name"]
+        .as_str()
+        .or(params["uri"].as_str())
+        .map(str::to_string);
+    let mut headers = crate::support::modern_headers(method, None);
+    if let Some(n) = &name {
+        headers.push(("mcp-name", n.as_str()));
+    }
+    let (_, _, body) = crate::support::post_raw(
+        &gateway.url(),
+        &headers,
+        json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string(),
+    )
+    .await;
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prompts_and_resources_of_upstreams_are_federated_under_their_target() {
+    let yaml = format!(
+        "targets:\n  - name: ref\n    mcp: {{ command: node, args: [\"{}\", stdio] }}\n",
+        everything_script().display()
+    );
+    let gateway = Gateway::start(&yaml, &[]).await;
+
+    let prompts = modern(&gateway, "prompts/list", json!({})).await;
+    let names: Vec<&str> = prompts["result"]["prompts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"ref___args-prompt"), "{prompts}");
+    let got = modern(
+        &gateway,
+        "prompts/get",
+        json!({"name": "ref___args-prompt", "arguments": {"city": "Lyon"}}),
+    )
+    .await;
+    let messages = got["result"]["messages"].to_string();
+    assert!(messages.contains("Lyon"), "{got}");
+    assert_eq!(got["result"]["resultType"], "complete");
+
+    let resources = modern(&gateway, "resources/list", json!({})).await;
+    let first = resources["result"]["resources"][0].clone();
+    let uri = first["uri"].as_str().unwrap();
+    assert!(uri.starts_with("toolgate://ref/demo://"), "{first}");
+    let read = modern(&gateway, "resources/read", json!({"uri": uri})).await;
+    assert_eq!(read["result"]["contents"][0]["uri"], uri, "{read}");
+    assert!(read["result"]["contents"][0]["text"].is_string(), "{read}");
+
+    let templates = modern(&gateway, "resources/templates/list", json!({})).await;
+    let template = templates["result"]["resourceTemplates"][0]["uriTemplate"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        template.starts_with("toolgate://ref/demo://"),
+        "{templates}"
+    );
+    let filled = template.replace("{resourceId}", "7");
+    let read = modern(&gateway, "resources/read", json!({"uri": filled})).await;
+    assert_eq!(read["result"]["contents"][0]["uri"], filled, "{read}");
+
+    let missing = modern(
+        &gateway,
+        "resources/read",
+        json!({"uri": "file:///etc/passwd"}),
+    )
+    .await;
+    assert_eq!(missing["error"]["code"], -32602, "{missing}");
+    assert_eq!(missing["error"]["data"]["uri"], "file:///etc/passwd");
+}

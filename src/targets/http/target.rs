@@ -128,6 +128,7 @@ pub fn load(
             .map(|w| format!("target `{name}`: {w}"))
             .collect(),
         state: None,
+        offered: None,
     })
 }
 

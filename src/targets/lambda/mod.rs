@@ -236,6 +236,7 @@ pub fn load(
         skipped: Vec::new(),
         warnings: loaded.warnings,
         state: None,
+        offered: None,
     })
 }
 

@@ -109,6 +109,58 @@ impl McpUpstream {
 
     /// Every tool the upstream lists, following `nextCursor`.
     async fn list_tools(&self) -> Result<Vec<Value>, McpError> {
+        self.list_all("tools/list", "tools").await
+    }
+
+    /// What the upstream offers besides tools (none of a kind it does not serve).
+    async fn offered(&self) -> Offered {
+        Offered {
+            prompts: self
+                .list_all("prompts/list", "prompts")
+                .await
+                .unwrap_or_default(),
+            resources: self
+                .list_all("resources/list", "resources")
+                .await
+                .unwrap_or_default(),
+            templates: self
+                .list_all("resources/templates/list", "resourceTemplates")
+                .await
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Forwards `prompts/get` of the upstream's prompt `name`.
+    pub async fn get_prompt(
+        &self,
+        name: &str,
+        arguments: Option<&RawValue>,
+        caller: Option<&crate::auth::Caller>,
+    ) -> Result<Box<RawValue>, McpError> {
+        #[derive(Serialize)]
+        struct Params<'a> {
+            name: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            arguments: Option<&'a RawValue>,
+        }
+        let params = serde_json::to_vec(&Params { name, arguments }).unwrap_or_default();
+        self.request("prompts/get", &params, Some(name), caller)
+            .await
+    }
+
+    /// Forwards `resources/read` of the upstream's resource `uri`.
+    pub async fn read_resource(
+        &self,
+        uri: &str,
+        caller: Option<&crate::auth::Caller>,
+    ) -> Result<Box<RawValue>, McpError> {
+        let params = serde_json::to_vec(&serde_json::json!({ "uri": uri })).unwrap_or_default();
+        self.request("resources/read", &params, Some(uri), caller)
+            .await
+    }
+
+    /// Every item of a paged list method, following `nextCursor`.
+    async fn list_all(&self, method: &str, key: &str) -> Result<Vec<Value>, McpError> {
         let mut tools = Vec::new();
         let mut cursor: Option<String> = None;
         for _ in 0..MAX_PAGES {
@@ -118,16 +170,16 @@ impl McpUpstream {
                 }
                 None => b"{}".to_vec(),
             };
-            let result = self.request("tools/list", &params, None, None).await?;
+            let result = self.request(method, &params, None, None).await?;
             let mut page: Value = serde_json::from_str(result.get()).map_err(|e| {
-                McpError::Protocol(format!("tools/list answered no JSON object: {e}"))
+                McpError::Protocol(format!("{method} answered no JSON object: {e}"))
             })?;
-            match page.get_mut("tools").map(Value::take) {
+            match page.get_mut(key).map(Value::take) {
                 Some(Value::Array(items)) => tools.extend(items),
                 _ => {
-                    return Err(McpError::Protocol(
-                        "tools/list answered no `tools` array".into(),
-                    ));
+                    return Err(McpError::Protocol(format!(
+                        "{method} answered no `{key}` array"
+                    )));
                 }
             }
             cursor = page
@@ -140,7 +192,7 @@ impl McpUpstream {
             }
         }
         Err(McpError::Protocol(format!(
-            "tools/list has more than {MAX_PAGES} pages"
+            "{method} has more than {MAX_PAGES} pages"
         )))
     }
 
@@ -224,6 +276,17 @@ impl McpUpstream {
         });
         *self.refresher.lock().expect("not poisoned") = Some(task.abort_handle());
     }
+}
+
+/// The prompts, resources and resource templates an upstream lists, as it lists them.
+#[derive(Debug, Default)]
+pub struct Offered {
+    /// `prompts/list` entries.
+    pub prompts: Vec<Value>,
+    /// `resources/list` entries.
+    pub resources: Vec<Value>,
+    /// `resources/templates/list` entries.
+    pub templates: Vec<Value>,
 }
 
 /// One tool of an MCP target: the upstream and the tool's name there.
@@ -387,9 +450,14 @@ pub fn load(
             upstream
         }
     };
-    let listed = block_on(async {
+    let (listed, offered) = block_on(async {
         let listed = upstream.refresh().await;
-        (listed, upstream.version().await)
+        let version = upstream.version().await;
+        let offered = match &listed {
+            Ok(_) => upstream.offered().await,
+            Err(_) => Offered::default(),
+        };
+        ((listed, version), offered)
     })
     .map_err(target_error)?;
     let mut warnings = Vec::new();
@@ -431,6 +499,7 @@ pub fn load(
         volatile: true,
         skipped,
         warnings,
+        offered: Some((offered, upstream.clone())),
         state: Some(upstream),
     })
 }
