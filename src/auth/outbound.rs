@@ -16,7 +16,9 @@ pub enum ApiKeyLocation {
     Cookie,
 }
 
-/// A credential attached to every upstream request of a target.
+/// A credential attached to every upstream request of a target. Clones share the token
+/// caches of dynamic credentials.
+#[derive(Clone)]
 pub enum CredentialProvider {
     /// `Authorization: Bearer <token>`.
     Bearer {

@@ -2,7 +2,8 @@
 //! (`tests/fixtures/mcp/python_server.py`, mcp 2.x from the interop venv), over Streamable
 //! HTTP (with sessions, and stateless) and stdio: federated tools in every client revision,
 //! an upstream killed and restarted, an expired upstream session, a crashed stdio process,
-//! an upstream down at start, and what the upstream sees of the client.
+//! an upstream down at start, what the upstream sees of the client, and the HTTP+SSE
+//! transport of 2024-11-05.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -40,22 +41,32 @@ fn free_port() -> u16 {
 struct PyServer {
     child: Child,
     port: u16,
-    stateless: bool,
+    arguments: Vec<String>,
 }
 
 impl PyServer {
     /// Starts one on `port` and waits for uvicorn to say it listens.
     fn start(port: u16, stateless: bool) -> PyServer {
-        let mut command = Command::new(python());
-        command
-            .arg(server_script())
-            .args(["streamable-http", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+        let mut arguments = vec!["streamable-http".to_string(), port.to_string()];
         if stateless {
-            command.arg("--stateless");
+            arguments.push("--stateless".into());
         }
-        let mut child = command.spawn().expect("start the Python MCP server");
+        PyServer::spawn(port, arguments)
+    }
+
+    /// Starts one speaking the HTTP+SSE transport of 2024-11-05 (stream at `/sse`).
+    fn start_sse(port: u16) -> PyServer {
+        PyServer::spawn(port, vec!["sse".to_string(), port.to_string()])
+    }
+
+    fn spawn(port: u16, arguments: Vec<String>) -> PyServer {
+        let mut child = Command::new(python())
+            .arg(server_script())
+            .args(&arguments)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the Python MCP server");
         let stderr = child.stderr.take().unwrap();
         let mut lines = BufReader::new(stderr).lines();
         loop {
@@ -71,7 +82,7 @@ impl PyServer {
         PyServer {
             child,
             port,
-            stateless,
+            arguments,
         }
     }
 
@@ -83,7 +94,7 @@ impl PyServer {
     fn restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        *self = PyServer::start(self.port, self.stateless);
+        *self = PyServer::spawn(self.port, std::mem::take(&mut self.arguments));
     }
 }
 
@@ -545,4 +556,62 @@ async fn prompts_and_resources_of_upstreams_are_federated_under_their_target() {
     .await;
     assert_eq!(missing["error"]["code"], -32602, "{missing}");
     assert_eq!(missing["error"]["data"]["uri"], "file:///etc/passwd");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_of_the_http_sse_transport_is_detected_or_chosen() {
+    let mut server = tokio::task::block_in_place(|| PyServer::start_sse(free_port()));
+    let url = format!("http://127.0.0.1:{}/sse", server.port);
+    // Detected (the stream URL refuses Streamable HTTP), and chosen outright.
+    for transport in ["", ", transport: sse"] {
+        let yaml = format!(
+            "targets:\n  - name: old\n    mcp: {{ url: \"{url}\"{transport} }}\n    credentials: {{ bearer: upstream-secret }}\n"
+        );
+        let gateway = Gateway::start(&yaml, &[]).await;
+        for (revision, lifecycle) in all_lifecycles() {
+            let mcp = client(&gateway.url(), lifecycle).await;
+            let tools = mcp.list_all_tools().await.unwrap();
+            assert!(
+                tools.iter().any(|t| t.name == "old___add"),
+                "{transport} {revision}: {tools:?}"
+            );
+            let sum = mcp
+                .call_tool(
+                    CallToolRequestParams::new("old___add")
+                        .with_arguments(args(json!({"a": 40, "b": 2}))),
+                )
+                .await
+                .unwrap();
+            assert_eq!(
+                sum.structured_content,
+                Some(json!({"sum": 42})),
+                "{revision}"
+            );
+            mcp.cancel().await.unwrap();
+        }
+        // Concurrent calls share the one event stream and each gets its own answer.
+        let mcp = client(&gateway.url(), all_lifecycles().remove(0).1).await;
+        let calls = (0..8).map(|i| {
+            mcp.call_tool(
+                CallToolRequestParams::new("old___echo")
+                    .with_arguments(args(json!({"text": format!("call {i}")}))),
+            )
+        });
+        let answers = futures_util::future::join_all(calls).await;
+        for (i, answer) in answers.into_iter().enumerate() {
+            assert_eq!(text_of(&answer.unwrap()), format!("call {i}"));
+        }
+        let seen: Value = serde_json::from_str(&text_of(
+            &mcp.call_tool(CallToolRequestParams::new("old___headers"))
+                .await
+                .unwrap(),
+        ))
+        .unwrap();
+        assert_eq!(seen["authorization"], "Bearer upstream-secret", "{seen}");
+        mcp.cancel().await.unwrap();
+        // A restarted server: the old stream ended; the next call opens a new one.
+        tokio::task::block_in_place(|| server.restart());
+        let sum = call(&gateway, "old___add", json!({"a": 1, "b": 2})).await;
+        assert_eq!(sum.structured_content, Some(json!({"sum": 3})));
+    }
 }

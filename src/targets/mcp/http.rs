@@ -80,6 +80,11 @@ impl HttpUpstream {
         })
     }
 
+    /// Negotiates a session now (to tell whether the server speaks Streamable HTTP).
+    pub(super) async fn probe(&self) -> Result<(), McpError> {
+        self.session(None).await.map(|_| ())
+    }
+
     /// The revision negotiated so far, if any (for summaries).
     pub(super) async fn version(&self) -> Option<&'static str> {
         self.session.read().await.as_ref().map(|s| s.version)

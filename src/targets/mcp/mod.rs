@@ -11,6 +11,7 @@
 
 mod http;
 pub mod settings;
+mod sse;
 mod stdio;
 mod wire;
 
@@ -44,6 +45,7 @@ const MAX_PAGES: usize = 1000;
 #[allow(clippy::large_enum_variant)]
 enum Transport {
     Http(http::HttpUpstream),
+    Sse(sse::SseUpstream),
     Stdio(stdio::StdioUpstream),
 }
 
@@ -103,6 +105,7 @@ impl McpUpstream {
     ) -> Result<Box<RawValue>, McpError> {
         match &self.transport {
             Transport::Http(h) => h.request(method, params, name, caller, self.timeout).await,
+            Transport::Sse(s) => s.request(method, params, self.timeout).await,
             Transport::Stdio(s) => s.request(method, params, self.timeout).await,
         }
     }
@@ -200,6 +203,7 @@ impl McpUpstream {
     async fn version(&self) -> Option<&'static str> {
         match &self.transport {
             Transport::Http(h) => h.version().await,
+            Transport::Sse(s) => s.version(),
             Transport::Stdio(s) => s.version().await,
         }
     }
@@ -398,16 +402,56 @@ pub fn load(
                     };
                     let client = crate::targets::http::HttpClient::new()
                         .map_err(|e| target_error(format!("cannot build the HTTP client: {e}")))?;
-                    Transport::Http(
-                        http::HttpUpstream::new(
-                            target_name.clone(),
-                            &url.value,
-                            client,
-                            credentials,
-                            forced,
-                        )
-                        .map_err(target_error)?,
-                    )
+                    let sse = || -> Result<sse::SseUpstream, LoadError> {
+                        let uri = url
+                            .value
+                            .parse()
+                            .map_err(|e| target_error(format!("mcp.url: {e}")))?;
+                        Ok(sse::SseUpstream::new(
+                            uri,
+                            client.clone(),
+                            credentials.clone(),
+                            list_changed.clone(),
+                        ))
+                    };
+                    match mcp.transport {
+                        settings::HttpTransport::Sse => Transport::Sse(sse()?),
+                        mode => {
+                            let streamable = http::HttpUpstream::new(
+                                target_name.clone(),
+                                &url.value,
+                                client.clone(),
+                                credentials.clone(),
+                                forced,
+                            )
+                            .map_err(target_error)?;
+                            // A server that refuses Streamable HTTP may speak the older
+                            // HTTP+SSE transport at the same URL.
+                            let refused = mode == settings::HttpTransport::Auto
+                                && block_on(streamable.probe())
+                                    .map_err(target_error)?
+                                    .is_err_and(|e| {
+                                        matches!(
+                                            e,
+                                            McpError::Status {
+                                                status: 400 | 404 | 405 | 406 | 415,
+                                                ..
+                                            } | McpError::Protocol(_)
+                                        )
+                                    });
+                            let old = if refused { Some(sse()?) } else { None };
+                            match old {
+                                Some(old)
+                                    if block_on(old.probe(Duration::from_secs(10)))
+                                        .map_err(target_error)? =>
+                                {
+                                    tracing::info!(target = %target_name, "upstream MCP server speaks the HTTP+SSE transport (2024-11-05)");
+                                    Transport::Sse(old)
+                                }
+                                _ => Transport::Http(streamable),
+                            }
+                        }
+                    }
                 }
                 (None, Some(command)) => Transport::Stdio(stdio::StdioUpstream::new(
                     target_name.clone(),

@@ -43,6 +43,23 @@ pub struct McpTargetConfig {
     /// The protocol revision to speak (default: negotiated, 2026-07-28 first).
     #[serde(default)]
     pub protocol_version: Option<Spanned<String>>,
+    /// How `url` is spoken to: `auto` (default: Streamable HTTP, else the 2024-11-05
+    /// HTTP+SSE transport when the server refuses it), `streamable-http` or `sse`.
+    #[serde(default)]
+    pub transport: HttpTransport,
+}
+
+/// `targets[].mcp.transport`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HttpTransport {
+    /// Streamable HTTP, falling back to HTTP+SSE.
+    #[default]
+    Auto,
+    /// Streamable HTTP only.
+    StreamableHttp,
+    /// The HTTP+SSE transport of the 2024-11-05 revision.
+    Sse,
 }
 
 /// `targets[].mcp.listing`.
