@@ -19,5 +19,6 @@ mod openapi_corpus;
 mod openapi_oracle;
 mod reload;
 mod remote_refs;
+mod rmcp_server;
 mod serve_process;
 mod traces;

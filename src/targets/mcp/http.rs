@@ -5,9 +5,14 @@
 //! server issues. The session is the gateway's own: an expired one (404) is re-initialized
 //! and the request sent again; no upstream session id ever reaches a client. Answers are
 //! read as JSON or from the SSE stream up to the response, whichever the server sends.
+//!
+//! The server's own notifications are listened to on a stream of the gateway's session
+//! (the handshake revisions' `GET` stream, 2026-07-28 `subscriptions/listen`), and in the
+//! SSE answers to requests: `notifications/tools/list_changed` wakes the target's refresher.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use bytes::Bytes;
@@ -15,7 +20,7 @@ use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, COOKIE};
 use http::{HeaderValue, Request, Uri};
 use http_body_util::{BodyExt, Full};
 use serde_json::value::RawValue;
-use tokio::sync::RwLock;
+use tokio::sync::{Notify, RwLock};
 
 use super::wire::{self, McpError};
 use crate::auth::Caller;
@@ -51,16 +56,29 @@ pub(super) struct HttpUpstream {
     session: RwLock<Option<Session>>,
     next_id: AtomicU64,
     meta: String,
-    target: std::sync::Arc<str>,
+    target: Arc<str>,
+    /// Woken by the server's `notifications/tools/list_changed`.
+    list_changed: Arc<Notify>,
+    /// The task listening to the current session's notification stream.
+    listener: std::sync::Mutex<Option<tokio::task::AbortHandle>>,
+}
+
+impl Drop for HttpUpstream {
+    fn drop(&mut self) {
+        if let Some(task) = self.listener.lock().expect("not poisoned").take() {
+            task.abort();
+        }
+    }
 }
 
 impl HttpUpstream {
     pub(super) fn new(
-        target: std::sync::Arc<str>,
+        target: Arc<str>,
         url: &str,
         http: HttpClient,
         credentials: Option<CredentialProvider>,
         forced: Option<&str>,
+        list_changed: Arc<Notify>,
     ) -> Result<Self, String> {
         let url: Uri = url.parse().map_err(|e| format!("mcp.url `{url}`: {e}"))?;
         Ok(Self {
@@ -77,6 +95,8 @@ impl HttpUpstream {
             next_id: AtomicU64::new(1),
             meta: wire::modern_meta(),
             target,
+            list_changed,
+            listener: std::sync::Mutex::new(None),
         })
     }
 
@@ -138,7 +158,38 @@ impl HttpUpstream {
         let session = self.negotiate(caller).await?;
         tracing::debug!(target = %self.target, version = session.version, "upstream MCP session");
         *slot = Some(session.clone());
+        self.listen(&session);
         Ok(session)
+    }
+
+    /// Listens to the notifications of `session` (replacing the listener of the previous
+    /// one). Credentials bound to a caller (token exchange, passthrough) have no token for
+    /// the gateway's own stream: their targets rely on `refresh`.
+    fn listen(&self, session: &Session) {
+        let token = match &self.credentials {
+            Some(CredentialProvider::TokenExchange(_) | CredentialProvider::Passthrough) => return,
+            Some(CredentialProvider::OAuth2(source)) => Some(source.clone()),
+            _ => None,
+        };
+        let listener = Listener {
+            url: self.url.clone(),
+            http: self.http.clone(),
+            credentials: self.credentials.clone(),
+            oauth2: token,
+            session: session.clone(),
+            meta: self.meta.clone(),
+            target: self.target.clone(),
+            list_changed: self.list_changed.clone(),
+        };
+        let task = tokio::spawn(listener.run());
+        if let Some(old) = self
+            .listener
+            .lock()
+            .expect("not poisoned")
+            .replace(task.abort_handle())
+        {
+            old.abort();
+        }
     }
 
     async fn negotiate(&self, caller: Option<&Caller>) -> Result<Session, McpError> {
@@ -320,6 +371,9 @@ impl HttpUpstream {
                             if let Some(result) = wire::response_to(&event, id) {
                                 return Ok((Some(result), session_id));
                             }
+                            if wire::is_tools_list_changed(&event) {
+                                self.list_changed.notify_one();
+                            }
                         }
                     }
                 }
@@ -342,8 +396,8 @@ impl HttpUpstream {
         body: Bytes,
         token: Option<&Token>,
     ) -> Result<http::Response<hyper::body::Incoming>, McpError> {
-        let mut uri = self.url.clone();
-        let mut builder = Request::post(&uri)
+        let uri = &self.url;
+        let mut builder = Request::post(uri)
             .header(CONTENT_TYPE, "application/json")
             .header(ACCEPT, "application/json, text/event-stream")
             .header("mcp-protocol-version", session.version)
@@ -360,43 +414,7 @@ impl HttpUpstream {
         if let Some(id) = &session.id {
             builder = builder.header("mcp-session-id", id.clone());
         }
-        match &self.credentials {
-            Some(CredentialProvider::Bearer { authorization }) => {
-                builder = builder.header(AUTHORIZATION, authorization.clone());
-            }
-            Some(CredentialProvider::ApiKey {
-                location,
-                header_name,
-                name,
-                value,
-                query_name,
-                query_value,
-            }) => match location {
-                ApiKeyLocation::Header => {
-                    if let Some(h) = header_name {
-                        builder = builder.header(h.clone(), value.clone());
-                    }
-                }
-                ApiKeyLocation::Cookie => {
-                    let cookie = format!("{name}={}", value.to_str().unwrap_or(""));
-                    let mut v = HeaderValue::try_from(cookie)
-                        .map_err(|_| McpError::Credentials("API key cookie".into()))?;
-                    v.set_sensitive(true);
-                    builder = builder.header(COOKIE, v);
-                }
-                ApiKeyLocation::Query => {
-                    let pq = uri.path_and_query().map_or("/", |p| p.as_str());
-                    let separator = if pq.contains('?') { '&' } else { '?' };
-                    let with_key = format!("{pq}{separator}{query_name}={query_value}");
-                    let mut parts = uri.into_parts();
-                    parts.path_and_query = with_key.parse().ok();
-                    uri =
-                        Uri::from_parts(parts).map_err(|e| McpError::Credentials(e.to_string()))?;
-                    builder = builder.uri(&uri);
-                }
-            },
-            _ => {}
-        }
+        builder = with_credentials(builder, uri, self.credentials.as_ref())?;
         if let Some(token) = token {
             builder = builder.header(AUTHORIZATION, token.authorization());
         }
@@ -446,6 +464,170 @@ impl HttpUpstream {
             }
             _ => None,
         })
+    }
+}
+
+/// The target's static credentials on a request to `uri` (an API key in the query goes
+/// into its URI).
+fn with_credentials(
+    mut builder: http::request::Builder,
+    uri: &Uri,
+    credentials: Option<&CredentialProvider>,
+) -> Result<http::request::Builder, McpError> {
+    match credentials {
+        Some(CredentialProvider::Bearer { authorization }) => {
+            builder = builder.header(AUTHORIZATION, authorization.clone());
+        }
+        Some(CredentialProvider::ApiKey {
+            location,
+            header_name,
+            name,
+            value,
+            query_name,
+            query_value,
+        }) => match location {
+            ApiKeyLocation::Header => {
+                if let Some(h) = header_name {
+                    builder = builder.header(h.clone(), value.clone());
+                }
+            }
+            ApiKeyLocation::Cookie => {
+                let cookie = format!("{name}={}", value.to_str().unwrap_or(""));
+                let mut v = HeaderValue::try_from(cookie)
+                    .map_err(|_| McpError::Credentials("API key cookie".into()))?;
+                v.set_sensitive(true);
+                builder = builder.header(COOKIE, v);
+            }
+            ApiKeyLocation::Query => {
+                let pq = uri.path_and_query().map_or("/", |p| p.as_str());
+                let separator = if pq.contains('?') { '&' } else { '?' };
+                let with_key = format!("{pq}{separator}{query_name}={query_value}");
+                let mut parts = uri.clone().into_parts();
+                parts.path_and_query = with_key.parse().ok();
+                let uri =
+                    Uri::from_parts(parts).map_err(|e| McpError::Credentials(e.to_string()))?;
+                builder = builder.uri(uri);
+            }
+        },
+        _ => {}
+    }
+    Ok(builder)
+}
+
+/// What listens to one session's notification stream.
+struct Listener {
+    url: Uri,
+    http: HttpClient,
+    credentials: Option<CredentialProvider>,
+    oauth2: Option<Arc<crate::auth::oauth2::ClientCredentials>>,
+    session: Session,
+    meta: String,
+    target: Arc<str>,
+    list_changed: Arc<Notify>,
+}
+
+impl Listener {
+    /// Opens the stream and reads it; opens it again (with backoff) when it ends, and stops
+    /// when the server does not offer one or no longer knows the session (the next session
+    /// gets its own listener).
+    async fn run(self) {
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            let opened = Instant::now();
+            match self.open().await {
+                Ok(Some(body)) => self.read(body).await,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::debug!(target = %self.target, error = %e, "upstream MCP notification stream not opened");
+                    return;
+                }
+            }
+            // A stream that lived a while ended normally (a proxy's idle timeout): reopen
+            // at once; one that keeps ending at once backs off.
+            if opened.elapsed() > Duration::from_secs(30) {
+                backoff = Duration::from_secs(1);
+            } else {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(60));
+            }
+        }
+    }
+
+    /// The stream's body, or `None` when the server offers no stream.
+    async fn open(&self) -> Result<Option<hyper::body::Incoming>, McpError> {
+        let builder = if self.session.modern() {
+            Request::post(&self.url)
+                .header(CONTENT_TYPE, "application/json")
+                .header(ACCEPT, "application/json, text/event-stream")
+                .header("mcp-method", "subscriptions/listen")
+        } else {
+            Request::get(&self.url).header(ACCEPT, "text/event-stream")
+        };
+        let mut builder = builder
+            .header("mcp-protocol-version", self.session.version)
+            .header(
+                http::header::USER_AGENT,
+                concat!("toolgate/", env!("CARGO_PKG_VERSION")),
+            );
+        if let Some(id) = &self.session.id {
+            builder = builder.header("mcp-session-id", id.clone());
+        }
+        builder = with_credentials(builder, &self.url, self.credentials.as_ref())?;
+        if let Some(source) = &self.oauth2 {
+            let token = source
+                .token(&self.http, Duration::from_secs(30))
+                .await
+                .map_err(|e| McpError::Credentials(e.to_string()))?;
+            builder = builder.header(AUTHORIZATION, token.authorization.clone());
+        }
+        let body = if self.session.modern() {
+            wire::frame(
+                Some(0),
+                "subscriptions/listen",
+                Some(br#"{"notifications":{"toolsListChanged":true}}"#),
+                Some(&self.meta),
+            )
+        } else {
+            Vec::new()
+        };
+        let request = builder
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| McpError::Protocol(e.to_string()))?;
+        let response = self
+            .http
+            .request_streaming(request)
+            .await
+            .map_err(|e| McpError::Transport(e.to_string()))?;
+        let sse = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim_start().starts_with("text/event-stream"));
+        // 405 is how a server says it offers no stream; a JSON answer is a refused listen.
+        if !response.status().is_success() || !sse {
+            return Ok(None);
+        }
+        Ok(Some(response.into_body()))
+    }
+
+    /// Reads events until the stream ends.
+    async fn read(&self, mut body: hyper::body::Incoming) {
+        let mut buffer = Vec::new();
+        while let Some(Ok(frame)) = body.frame().await {
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            buffer.extend_from_slice(&data);
+            for event in wire::take_sse_events(&mut buffer) {
+                if wire::is_tools_list_changed(&event) {
+                    self.list_changed.notify_one();
+                }
+            }
+            if buffer.len() > MAX_ANSWER_BYTES {
+                // An event that never ends: drop it rather than grow without bound.
+                buffer.clear();
+            }
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! The `mcp:` target kind: existing MCP servers federated behind the gateway's endpoint,
-//! over Streamable HTTP ([`http`]) or as supervised stdio processes ([`stdio`]).
+//! over Streamable HTTP ([`http`]), the older HTTP+SSE transport ([`sse`]) or as supervised
+//! stdio processes ([`stdio`]).
 //!
 //! Load lists the upstream's tools (every page) and binds each one to the target's
 //! [`McpUpstream`], which is kept across reloads while the target's section is unchanged (the
@@ -423,6 +424,7 @@ pub fn load(
                                 client.clone(),
                                 credentials.clone(),
                                 forced,
+                                list_changed.clone(),
                             )
                             .map_err(target_error)?;
                             // A server that refuses Streamable HTTP may speak the older

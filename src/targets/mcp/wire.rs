@@ -136,6 +136,15 @@ pub(super) fn response_to(message: &[u8], id: u64) -> Option<Result<Box<RawValue
     })
 }
 
+/// Whether `message` is the server's `notifications/tools/list_changed`.
+pub(super) fn is_tools_list_changed(message: &[u8]) -> bool {
+    // Most messages are answers: skip the parse for them.
+    message.windows(18).any(|w| w == b"tools/list_changed")
+        && serde_json::from_slice::<Incoming>(message).is_ok_and(|m| {
+            m.id.is_none() && m.method.as_deref() == Some("notifications/tools/list_changed")
+        })
+}
+
 /// Takes the complete SSE events out of `buffer` and returns the `data` of each (lines
 /// joined by `\n`); what follows the last blank line stays in the buffer.
 pub(super) fn take_sse_events(buffer: &mut Vec<u8>) -> Vec<Vec<u8>> {
@@ -217,6 +226,19 @@ mod tests {
         assert!(response_to(note, 7).is_none());
         let err = br#"{"jsonrpc":"2.0","id":7,"error":{"code":-32602,"message":"Unknown tool"}}"#;
         assert!(matches!(response_to(err, 7), Some(Err(McpError::Rpc(e))) if e.code == -32602));
+    }
+
+    #[test]
+    fn list_changed_notifications_are_told_apart() {
+        assert!(is_tools_list_changed(
+            br#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#
+        ));
+        assert!(!is_tools_list_changed(
+            br#"{"jsonrpc":"2.0","id":1,"result":{"text":"notifications/tools/list_changed"}}"#
+        ));
+        assert!(!is_tools_list_changed(
+            br#"{"jsonrpc":"2.0","method":"notifications/prompts/list_changed"}"#
+        ));
     }
 
     #[test]

@@ -1,0 +1,356 @@
+//! An MCP server written with the Rust SDK (`rmcp`), served by the test over Streamable HTTP
+//! on 127.0.0.1 and federated by the gateway: in 2026-07-28 (stateless, notifications on
+//! `subscriptions/listen`) and in a handshake revision (a session, notifications on its
+//! `GET` stream). Its tools keep their metadata; its `notifications/tools/list_changed`
+//! reaches the gateway's clients without waiting for `refresh`; a restarted server (which
+//! forgets every session) is recovered.
+
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ListToolsResult,
+    PaginatedRequestParams, ProtocolVersion, ServerCapabilities, ServerConfig, SubscriptionFilter,
+};
+use rmcp::service::{RequestContext, SubscriptionContext};
+use rmcp::transport::streamable_http_server::{
+    StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
+};
+use rmcp::{ErrorData, RoleServer, ServerHandler};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+use crate::support::{Gateway, all_lifecycles, args, client, text_of};
+
+/// The server: a tool list that `grow` extends (announcing it), shared by its sessions.
+#[derive(Clone)]
+struct Shelf {
+    /// Speak only the handshake revisions (so the gateway holds a session).
+    legacy: bool,
+    tools: Arc<Mutex<Vec<Value>>>,
+    /// Bumped by `grow`; every open subscription announces it.
+    changes: watch::Sender<u64>,
+    /// Open `subscriptions/listen` streams.
+    listening: watch::Sender<usize>,
+    /// Tools grown so far, across restarts (each restart's list differs from the last).
+    grown: Arc<AtomicUsize>,
+}
+
+fn tool_list() -> Vec<Value> {
+    vec![
+        json!({
+            "name": "add",
+            "title": "Add",
+            "description": "Adds two integers.",
+            "inputSchema": {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}, "required": ["a", "b"]},
+            "outputSchema": {"type": "object", "properties": {"sum": {"type": "integer"}}, "required": ["sum"]},
+            "annotations": {"readOnlyHint": true, "idempotentHint": true},
+            "icons": [{"src": "https://example.com/add.png", "mimeType": "image/png"}],
+            "_meta": {"example.com/owner": "maths"}
+        }),
+        json!({
+            "name": "grow",
+            "description": "Adds a tool and announces the change.",
+            "inputSchema": {"type": "object"}
+        }),
+    ]
+}
+
+impl ServerHandler for Shelf {
+    fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
+        if self.legacy {
+            Cow::Borrowed(&[
+                ProtocolVersion::V_2025_11_25,
+                ProtocolVersion::V_2025_06_18,
+                ProtocolVersion::V_2025_03_26,
+            ])
+        } else {
+            Cow::Borrowed(ProtocolVersion::KNOWN_VERSIONS)
+        }
+    }
+
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_tool_list_changed()
+                .build(),
+        )
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        Some(requested.supported_by(&self.get_info().capabilities))
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
+        let mut changes = self.changes.subscribe();
+        self.listening.send_modify(|n| *n += 1);
+        loop {
+            tokio::select! {
+                () = context.cancelled() => break,
+                changed = changes.changed() => {
+                    if changed.is_err() || context.sink().notify_tool_list_changed().await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        self.listening.send_modify(|n| *n -= 1);
+        Ok(())
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let tools = self.tools.lock().unwrap().clone();
+        Ok(serde_json::from_value(json!({ "tools": tools })).unwrap())
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let arguments = request.arguments.unwrap_or_default();
+        let result = match request.name.as_ref() {
+            "add" => {
+                let sum =
+                    arguments["a"].as_i64().unwrap_or(0) + arguments["b"].as_i64().unwrap_or(0);
+                json!({"content": [{"type": "text", "text": sum.to_string()}], "structuredContent": {"sum": sum}})
+            }
+            "grow" => {
+                let n = self.grown.fetch_add(1, Ordering::Relaxed) + 1;
+                let name = format!("grown_{n}");
+                self.tools.lock().unwrap().push(json!({
+                    "name": name, "description": "A tool that was not there at first.",
+                    "inputSchema": {"type": "object"}
+                }));
+                self.changes.send_modify(|g| *g += 1);
+                if self.legacy {
+                    // Not part of a request's answer: it goes on the session's GET stream.
+                    context.peer.notify_tool_list_changed().await.unwrap();
+                }
+                json!({"content": [{"type": "text", "text": name}]})
+            }
+            name if name.starts_with("grown_") => {
+                json!({"content": [{"type": "text", "text": format!("{name} here")}]})
+            }
+            other => {
+                return Err(ErrorData::invalid_params(format!("no tool {other}"), None));
+            }
+        };
+        Ok(serde_json::from_value::<CallToolResult>(result)
+            .unwrap()
+            .into())
+    }
+}
+
+/// A running server; dropping it (or `stop`) closes its listener and every connection.
+struct RmcpServer {
+    task: tokio::task::JoinHandle<()>,
+    shelf: Shelf,
+    /// `GET` requests seen (notification streams of sessions).
+    gets: watch::Sender<usize>,
+}
+
+impl RmcpServer {
+    async fn start(port: u16, legacy: bool, grown: Arc<AtomicUsize>) -> Self {
+        let shelf = Shelf {
+            legacy,
+            tools: Arc::new(Mutex::new(tool_list())),
+            changes: watch::Sender::new(0),
+            listening: watch::Sender::new(0),
+            grown,
+        };
+        let factory = shelf.clone();
+        let service: StreamableHttpService<Shelf, LocalSessionManager> = StreamableHttpService::new(
+            move || Ok(factory.clone()),
+            Default::default(),
+            StreamableHttpServerConfig::default().with_legacy_session_mode(true),
+        );
+        let gets = watch::Sender::new(0usize);
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let seen = gets.clone();
+        let task = tokio::spawn(async move {
+            // Connections live in the set, so that aborting this task ends them too.
+            let mut connections = tokio::task::JoinSet::new();
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (service, seen) = (service.clone(), seen.clone());
+                connections.spawn(async move {
+                    let service = hyper::service::service_fn(
+                        move |request: http::Request<hyper::body::Incoming>| {
+                            if request.method() == http::Method::GET {
+                                seen.send_modify(|n| *n += 1);
+                            }
+                            let mut service = service.clone();
+                            tower::Service::call(&mut service, request)
+                        },
+                    );
+                    let _ = hyper_util::server::conn::auto::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
+                    )
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+                });
+            }
+        });
+        Self { task, shelf, gets }
+    }
+
+    /// Waits until the gateway listens to this server's notifications.
+    async fn listened_to(&self) {
+        let wait = async {
+            if self.shelf.legacy {
+                let _ = self.gets.subscribe().wait_for(|n| *n >= 1).await;
+            } else {
+                let _ = self.shelf.listening.subscribe().wait_for(|n| *n >= 1).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), wait)
+            .await
+            .expect("the gateway opens a notification stream within 30 s");
+    }
+
+    async fn stop(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
+}
+
+/// Reads the gateway's notification stream until a `notifications/tools/list_changed`.
+async fn announced(
+    stream: &mut (impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
+) {
+    let mut seen = String::new();
+    while !seen.contains("notifications/tools/list_changed") {
+        let chunk = tokio::time::timeout(Duration::from_secs(30), stream.next())
+            .await
+            .expect("a list_changed within 30 s")
+            .expect("the stream stays open")
+            .unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}
+
+async fn tool_names(gateway: &Gateway) -> Vec<String> {
+    let mcp = client(&gateway.url(), all_lifecycles().remove(0).1).await;
+    let names = mcp
+        .list_all_tools()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    mcp.cancel().await.unwrap();
+    names
+}
+
+async fn call(gateway: &Gateway, tool: &str, arguments: Value) -> CallToolResult {
+    let mcp = client(&gateway.url(), all_lifecycles().remove(0).1).await;
+    let result = mcp
+        .call_tool(CallToolRequestParams::new(tool.to_string()).with_arguments(args(arguments)))
+        .await
+        .unwrap();
+    mcp.cancel().await.unwrap();
+    result
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_rmcp_server_is_federated_with_its_notifications_in_both_eras() {
+    for legacy in [false, true] {
+        let era = if legacy { "handshake" } else { "2026-07-28" };
+        let port = super::mcp_target::free_port();
+        let grown = Arc::new(AtomicUsize::new(0));
+        let server = RmcpServer::start(port, legacy, grown.clone()).await;
+        // `refresh: 1h`: any change seen below came from the server's notification.
+        let yaml = format!(
+            "targets:\n  - name: rs\n    mcp: {{ url: \"http://127.0.0.1:{port}/mcp\", refresh: 1h }}\n"
+        );
+        let gateway = Gateway::start(&yaml, &[]).await;
+        for (revision, lifecycle) in all_lifecycles() {
+            let mcp = client(&gateway.url(), lifecycle).await;
+            let tools = mcp.list_all_tools().await.unwrap();
+            let add = tools
+                .iter()
+                .find(|t| t.name == "rs___add")
+                .unwrap_or_else(|| panic!("{era} {revision}: {tools:?}"));
+            let add = serde_json::to_value(add).unwrap();
+            assert_eq!(add["title"], "Add", "{era} {revision}: {add}");
+            assert_eq!(add["annotations"]["readOnlyHint"], true, "{add}");
+            assert_eq!(add["outputSchema"]["properties"]["sum"]["type"], "integer");
+            if revision != "2025-03-26" {
+                assert_eq!(
+                    add["icons"][0]["src"], "https://example.com/add.png",
+                    "{revision}: {add}"
+                );
+            }
+            assert_eq!(
+                add["_meta"]["example.com/owner"], "maths",
+                "{revision}: {add}"
+            );
+            let sum = mcp
+                .call_tool(
+                    CallToolRequestParams::new("rs___add")
+                        .with_arguments(args(json!({"a": 2, "b": 3}))),
+                )
+                .await
+                .unwrap();
+            assert_eq!(
+                sum.structured_content,
+                Some(json!({"sum": 5})),
+                "{era} {revision}"
+            );
+            mcp.cancel().await.unwrap();
+        }
+
+        // The server announces a new tool; the gateway re-lists and tells its own clients.
+        // Then the server restarts (forgetting every session): the gateway recovers the
+        // calls and listens again, so the second announcement arrives too.
+        let mut server = server;
+        for round in 1..=2 {
+            let mut stream = reqwest::Client::new()
+                .get(gateway.url())
+                .header("accept", "text/event-stream")
+                .header("mcp-protocol-version", "2025-11-25")
+                .send()
+                .await
+                .unwrap()
+                .bytes_stream();
+            if round == 2 {
+                server.stop().await;
+                server = RmcpServer::start(port, legacy, grown.clone()).await;
+                let sum = call(&gateway, "rs___add", json!({"a": 1, "b": 2})).await;
+                assert_eq!(
+                    sum.structured_content,
+                    Some(json!({"sum": 3})),
+                    "{era}: {sum:?}"
+                );
+            }
+            server.listened_to().await;
+            let name = text_of(&call(&gateway, "rs___grow", json!({})).await);
+            assert_eq!(name, format!("grown_{}", grown.load(Ordering::Relaxed)));
+            announced(&mut stream).await;
+            let names = tool_names(&gateway).await;
+            let federated = format!("rs___{name}");
+            assert!(names.contains(&federated), "{era} round {round}: {names:?}");
+            assert_eq!(
+                text_of(&call(&gateway, &federated, json!({})).await),
+                format!("{name} here")
+            );
+        }
+        server.stop().await;
+    }
+}
