@@ -105,7 +105,11 @@ impl Drop for PyServer {
     }
 }
 
-async fn call(gateway: &Gateway, tool: &str, arguments: Value) -> rmcp::model::CallToolResult {
+pub(crate) async fn call(
+    gateway: &Gateway,
+    tool: &str,
+    arguments: Value,
+) -> rmcp::model::CallToolResult {
     let mcp = client(&gateway.url(), all_lifecycles().remove(0).1).await;
     let result = mcp
         .call_tool(CallToolRequestParams::new(tool.to_string()).with_arguments(args(arguments)))
@@ -352,17 +356,7 @@ async fn an_upstream_down_at_start_does_not_stop_the_gateway() {
         .await
         .unwrap();
     let _server = tokio::task::block_in_place(|| PyServer::start(port, false));
-    let mut body = stream.bytes_stream();
-    use futures_util::StreamExt;
-    let mut seen = String::new();
-    while !seen.contains("notifications/tools/list_changed") {
-        let chunk = tokio::time::timeout(std::time::Duration::from_secs(30), body.next())
-            .await
-            .expect("a list_changed within 30 s")
-            .unwrap()
-            .unwrap();
-        seen.push_str(&String::from_utf8_lossy(&chunk));
-    }
+    super::rmcp_server::announced(&mut stream.bytes_stream()).await;
     mcp.cancel().await.unwrap();
     // A new client: the first one may keep its list for the advertised ttlMs.
     let mcp = client(&gateway.url(), all_lifecycles().remove(0).1).await;

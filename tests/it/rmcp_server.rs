@@ -23,6 +23,7 @@ use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
+use super::mcp_target::call;
 use crate::support::{Gateway, all_lifecycles, args, client, text_of};
 
 /// The server: a tool list that `grow` extends (announcing it), shared by its sessions.
@@ -231,7 +232,7 @@ impl RmcpServer {
 }
 
 /// Reads the gateway's notification stream until a `notifications/tools/list_changed`.
-async fn announced(
+pub(crate) async fn announced(
     stream: &mut (impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
 ) {
     let mut seen = String::new();
@@ -256,16 +257,6 @@ async fn tool_names(gateway: &Gateway) -> Vec<String> {
         .collect();
     mcp.cancel().await.unwrap();
     names
-}
-
-async fn call(gateway: &Gateway, tool: &str, arguments: Value) -> CallToolResult {
-    let mcp = client(&gateway.url(), all_lifecycles().remove(0).1).await;
-    let result = mcp
-        .call_tool(CallToolRequestParams::new(tool.to_string()).with_arguments(args(arguments)))
-        .await
-        .unwrap();
-    mcp.cancel().await.unwrap();
-    result
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

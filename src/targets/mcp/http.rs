@@ -468,8 +468,8 @@ impl HttpUpstream {
 }
 
 /// The target's static credentials on a request to `uri` (an API key in the query goes
-/// into its URI).
-fn with_credentials(
+/// into its URI). Fetched tokens (OAuth2, token exchange, passthrough) are added apart.
+pub(super) fn with_credentials(
     mut builder: http::request::Builder,
     uri: &Uri,
     credentials: Option<&CredentialProvider>,

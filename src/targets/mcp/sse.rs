@@ -128,8 +128,8 @@ impl SseUpstream {
 
     /// POSTs one message to the endpoint the stream announced.
     async fn post(&self, to: &Uri, body: Vec<u8>) -> Result<(), McpError> {
-        let mut builder = Request::post(to).header(CONTENT_TYPE, "application/json");
-        builder = static_credentials(builder, self.credentials.as_ref());
+        let builder = Request::post(to).header(CONTENT_TYPE, "application/json");
+        let builder = super::http::with_credentials(builder, to, self.credentials.as_ref())?;
         let request = builder
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| McpError::Protocol(e.to_string()))?;
@@ -193,8 +193,8 @@ impl SseUpstream {
 
     /// Opens the event stream and waits for its `endpoint` event.
     async fn open(&self) -> Result<Connection, McpError> {
-        let mut builder = Request::get(&self.url).header(ACCEPT, "text/event-stream");
-        builder = static_credentials(builder, self.credentials.as_ref());
+        let builder = Request::get(&self.url).header(ACCEPT, "text/event-stream");
+        let builder = super::http::with_credentials(builder, &self.url, self.credentials.as_ref())?;
         let request = builder
             .body(Full::new(Bytes::new()))
             .map_err(|e| McpError::Protocol(e.to_string()))?;
@@ -284,28 +284,6 @@ impl SseUpstream {
     }
 }
 
-/// The target's static credentials on a request (the HTTP+SSE transport takes bearer and
-/// API-key headers; fetched tokens need Streamable HTTP).
-fn static_credentials(
-    mut builder: http::request::Builder,
-    credentials: Option<&CredentialProvider>,
-) -> http::request::Builder {
-    match credentials {
-        Some(CredentialProvider::Bearer { authorization }) => {
-            builder = builder.header(http::header::AUTHORIZATION, authorization.clone());
-        }
-        Some(CredentialProvider::ApiKey {
-            header_name: Some(h),
-            value,
-            ..
-        }) => {
-            builder = builder.header(h.clone(), value.clone());
-        }
-        _ => {}
-    }
-    builder
-}
-
 /// `endpoint` relative to the stream's URL (same scheme and authority).
 fn resolve(base: &Uri, endpoint: &str) -> Option<Uri> {
     if endpoint.contains("://") {
@@ -328,17 +306,7 @@ fn resolve(base: &Uri, endpoint: &str) -> Option<Uri> {
 fn take_named_events(buffer: &mut Vec<u8>) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     loop {
-        let text = buffer.as_slice();
-        // Whichever blank line comes first ends the event (servers mix line endings).
-        let lf = text.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2));
-        let crlf = text
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .map(|i| (i, 4));
-        let end = match (lf, crlf) {
-            (Some(a), Some(b)) => Some(if b.0 < a.0 { b } else { a }),
-            (a, b) => a.or(b),
-        };
+        let end = wire::find_event_end(buffer);
         let Some((end, separator)) = end else {
             return out;
         };

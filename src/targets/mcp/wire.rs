@@ -172,7 +172,7 @@ pub(super) fn take_sse_events(buffer: &mut Vec<u8>) -> Vec<Vec<u8>> {
 }
 
 /// Where the first event of `buffer` ends (its blank-line separator's start and length).
-fn find_event_end(buffer: &[u8]) -> Option<(usize, usize)> {
+pub(super) fn find_event_end(buffer: &[u8]) -> Option<(usize, usize)> {
     let lf = buffer.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2));
     let crlf = buffer
         .windows(4)
