@@ -338,6 +338,9 @@ pub struct Offerings {
     pub resources: Vec<Arc<Offering>>,
     /// Resource templates.
     pub templates: Vec<Arc<Offering>>,
+    /// The targets with `listing: dynamic`: each server and the hash of the tool list
+    /// this catalog holds of it.
+    pub dynamic: Vec<(Arc<crate::targets::mcp::McpUpstream>, u64)>,
 }
 
 /// Every tool, in a fixed order, with a name index, and what is derived from the whole
@@ -413,6 +416,12 @@ impl Catalog {
     /// The prompts, resources and templates of the upstream MCP servers.
     pub fn offerings(&self) -> &Offerings {
         &self.offerings
+    }
+
+    /// The upstreams whose tools are listed dynamically, with the hash of the list this
+    /// catalog was made from.
+    pub fn dynamic(&self) -> &[(Arc<crate::targets::mcp::McpUpstream>, u64)] {
+        &self.offerings.dynamic
     }
 
     /// The prompt called `name`.

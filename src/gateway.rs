@@ -202,6 +202,9 @@ fn build(
         offerings
             .templates
             .extend(b.offerings.templates.iter().cloned());
+        offerings
+            .dynamic
+            .extend(b.offerings.dynamic.iter().cloned());
     }
     Ok(Loaded {
         targets: builds.iter().map(|b| b.summary.clone()).collect(),
@@ -254,6 +257,7 @@ impl TargetBuild {
                 prompts: self.offerings.prompts.clone(),
                 resources: self.offerings.resources.clone(),
                 templates: self.offerings.templates.clone(),
+                dynamic: self.offerings.dynamic.clone(),
             },
         }
     }
@@ -389,6 +393,7 @@ fn offerings(
         prompts,
         resources,
         templates,
+        dynamic: offered.dynamic.map(|h| (source, h)).into_iter().collect(),
     }
 }
 

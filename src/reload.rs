@@ -140,6 +140,7 @@ impl Reloader {
     pub async fn reload(&self, endpoint: &McpEndpoint, trigger: &'static str) -> ReloadReport {
         let _one_at_a_time = self.running.lock().await;
         let report = self.reload_now(endpoint, trigger).await;
+        endpoint.reloaded();
         // After a failed reload too: `--watch` then waits for the next change instead of
         // trying the same one again.
         let files = self.watched_files();

@@ -9,6 +9,7 @@
 //! `stream`; each MCP method has its own file and the dispatcher below is one `match`.
 
 mod discover;
+mod dynamic;
 mod initialize;
 pub mod jsonrpc;
 mod lists;
@@ -120,6 +121,8 @@ pub struct McpEndpoint {
     http: HttpClient,
     metrics: Arc<Metrics>,
     streams: stream::Streams,
+    /// Counts finished reload attempts (for requests that wait for one).
+    reloads: tokio::sync::watch::Sender<u64>,
 }
 
 /// What the endpoint answers to one POST.
@@ -177,7 +180,13 @@ impl McpEndpoint {
             metrics,
             http,
             streams,
+            reloads: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// Tells requests waiting for a reload that one finished (whether or not it loaded).
+    pub fn reloaded(&self) {
+        self.reloads.send_modify(|n| *n += 1);
     }
 
     /// The snapshot current now.
@@ -297,8 +306,28 @@ impl McpEndpoint {
         };
         let mut out = Vec::with_capacity(256);
         let result = match method {
-            "tools/call" => tools_call::handle(self, &call, message.params, &mut out).await,
-            "tools/list" => tools_list::handle(&call, message.params, &mut out),
+            "tools/call" => {
+                let fresh = if snap.catalog().dynamic().is_empty()
+                    || !dynamic::unknown_tool(snap, message.params)
+                {
+                    None
+                } else {
+                    dynamic::synced(self, snap).await
+                };
+                let call = match &fresh {
+                    Some(snap) => Call { snap, ..call },
+                    None => call,
+                };
+                tools_call::handle(self, &call, message.params, &mut out).await
+            }
+            "tools/list" => {
+                let fresh = dynamic::synced(self, snap).await;
+                let call = match &fresh {
+                    Some(snap) => Call { snap, ..call },
+                    None => call,
+                };
+                tools_list::handle(&call, message.params, &mut out)
+            }
             "server/discover" => discover::handle(&call, &mut out),
             "initialize" if era == Era::Legacy => {
                 initialize::handle(&call, message.params, &mut out)

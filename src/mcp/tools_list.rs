@@ -91,7 +91,17 @@ pub(super) fn handle(
     if call.era == Era::Modern {
         // With inbound auth, what a caller sees depends on its token: not for shared caches.
         let private = call.snap.settings().inbound.is_some();
-        super::lists::write_scoped_cache_hints(out, call.snap, private);
+        if catalog.dynamic().is_empty() {
+            super::lists::write_scoped_cache_hints(out, call.snap, private);
+        } else {
+            // Dynamically listed upstreams are asked on every list: nothing to keep.
+            out.extend_from_slice(b",\"ttlMs\":0");
+            out.extend_from_slice(if private {
+                b",\"cacheScope\":\"private\""
+            } else {
+                b",\"cacheScope\":\"public\""
+            });
+        }
     }
     out.push(b'}');
     jsonrpc::end_result(out);

@@ -345,3 +345,76 @@ async fn an_rmcp_server_is_federated_with_its_notifications_in_both_eras() {
         server.stop().await;
     }
 }
+
+/// `listing: dynamic`: every `tools/list` asks the server, so a tool it adds or removes
+/// without announcing anything is seen at once (and a tool never listed can be called),
+/// while a gateway with a `listing: default` target of the same server keeps its copy until
+/// `refresh`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dynamically_listed_server_is_asked_on_every_list() {
+    for legacy in [false, true] {
+        let era = if legacy { "handshake" } else { "2026-07-28" };
+        let port = super::mcp_target::free_port();
+        let server = RmcpServer::start(port, legacy, Arc::new(AtomicUsize::new(0))).await;
+        let yaml = format!(
+            "targets:\n  - name: live\n    mcp: {{ url: \"http://127.0.0.1:{port}/mcp\", listing: dynamic, refresh: 1h }}\n"
+        );
+        let gateway = Gateway::start(&yaml, &[]).await;
+        let copy = Gateway::start(&yaml.replace("listing: dynamic, ", ""), &[]).await;
+        let quiet = |name: &str| {
+            server.shelf.tools.lock().unwrap().push(json!({
+                "name": name, "description": "Added without a notification.",
+                "inputSchema": {"type": "object"}
+            }));
+        };
+        quiet("grown_listed");
+        let names = tool_names(&gateway).await;
+        assert!(
+            names.contains(&"live___grown_listed".to_string()),
+            "{era}: {names:?}"
+        );
+        let copied = tool_names(&copy).await;
+        assert!(
+            copied.contains(&"live___add".to_string())
+                && !copied.contains(&"live___grown_listed".to_string()),
+            "{era}: the default listing keeps its copy: {copied:?}"
+        );
+        assert_eq!(
+            text_of(&call(&gateway, "live___grown_listed", json!({})).await),
+            "grown_listed here"
+        );
+
+        // Called before any list shows it: the unknown name makes the gateway ask.
+        quiet("grown_unlisted");
+        assert_eq!(
+            text_of(&call(&gateway, "live___grown_unlisted", json!({})).await),
+            "grown_unlisted here",
+            "{era}"
+        );
+
+        // Removed upstream: gone from the next list, and calling it is an unknown tool.
+        server
+            .shelf
+            .tools
+            .lock()
+            .unwrap()
+            .retain(|t| t["name"] != "grown_listed");
+        let names = tool_names(&gateway).await;
+        assert!(
+            !names.contains(&"live___grown_listed".to_string()),
+            "{era}: {names:?}"
+        );
+        assert!(
+            names.contains(&"live___add".to_string()),
+            "{era}: {names:?}"
+        );
+        let mcp = client(&gateway.url(), all_lifecycles().remove(0).1).await;
+        let error = mcp
+            .call_tool(CallToolRequestParams::new("live___grown_listed"))
+            .await
+            .expect_err("a removed tool is unknown");
+        assert!(error.to_string().contains("Unknown tool"), "{era}: {error}");
+        mcp.cancel().await.unwrap();
+        server.stop().await;
+    }
+}

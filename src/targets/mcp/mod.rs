@@ -39,6 +39,9 @@ use crate::targets::{
 pub use settings::{FailureMode, Listing, McpTargetConfig};
 pub use wire::McpError;
 
+/// The list hash of a catalog made while its dynamic upstream was down.
+const NOTHING_LISTED: u64 = u64::MAX;
+
 /// Most `tools/list` pages read from one upstream.
 const MAX_PAGES: usize = 1000;
 
@@ -61,6 +64,12 @@ pub struct McpUpstream {
     /// A hash of the tool list last seen, to tell a change.
     listed: AtomicU64,
     refresher: Mutex<Option<tokio::task::AbortHandle>>,
+    listing: Listing,
+    /// Asks the gateway for a reload (the reloader listens).
+    changes: Arc<Notify>,
+    /// When the last list forwarded for a `tools/list` ended: concurrent lists share one
+    /// upstream call.
+    synced: tokio::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl std::fmt::Debug for McpUpstream {
@@ -131,6 +140,7 @@ impl McpUpstream {
                 .list_all("resources/templates/list", "resourceTemplates")
                 .await
                 .unwrap_or_default(),
+            dynamic: None,
         }
     }
 
@@ -230,6 +240,45 @@ impl McpUpstream {
         was != health.healthy
     }
 
+    /// The target's name.
+    pub fn target(&self) -> &Arc<str> {
+        &self.target
+    }
+
+    /// For `listing: dynamic`: asks the upstream for its tools now (or takes the answer of
+    /// a list that started after `since`) and tells whether they differ from `built`, the
+    /// hash of the list a catalog was made from. A difference asks for a reload.
+    pub async fn sync(&self, built: u64, since: std::time::Instant) -> Result<bool, McpError> {
+        let mut synced = self.synced.lock().await;
+        if !synced.is_some_and(|at| at >= since) {
+            let result = self.refresh().await;
+            *synced = Some(std::time::Instant::now());
+            drop(synced);
+            match result {
+                Ok(_) => {
+                    let version = self.version().await;
+                    self.mark(Ok(version));
+                }
+                Err(e) => {
+                    if self.mark(Err(&e)) {
+                        tracing::warn!(target = %self.target, error = %e, "upstream MCP server is down");
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        let stale = self.listed() != built;
+        if stale {
+            self.changes.notify_one();
+        }
+        Ok(stale)
+    }
+
+    /// The hash of the tool list last seen.
+    pub fn listed(&self) -> u64 {
+        self.listed.load(Ordering::Relaxed)
+    }
+
     /// Lists the tools and remembers their hash; whether the list changed since last time.
     async fn refresh(&self) -> Result<(Vec<Value>, bool), McpError> {
         let tools = self.list_tools().await?;
@@ -243,9 +292,10 @@ impl McpUpstream {
     /// Keeps the catalog's copy fresh: on the upstream's list-changed notifications and
     /// every `interval` (sooner while the upstream is down), lists the tools again and asks
     /// for a reload (`changes`) when they changed or the upstream came back.
-    fn spawn_refresher(self: &Arc<Self>, interval: Duration, changes: Arc<Notify>) {
+    fn spawn_refresher(self: &Arc<Self>, interval: Duration) {
         let weak: Weak<Self> = Arc::downgrade(self);
         let woken = self.list_changed.clone();
+        let changes = self.changes.clone();
         let task = tokio::spawn(async move {
             let mut retry = Duration::from_secs(1);
             loop {
@@ -292,6 +342,8 @@ pub struct Offered {
     pub resources: Vec<Value>,
     /// `resources/templates/list` entries.
     pub templates: Vec<Value>,
+    /// With `listing: dynamic`, the hash of the tool list the catalog is made from.
+    pub dynamic: Option<u64>,
 }
 
 /// One tool of an MCP target: the upstream and the tool's name there.
@@ -485,18 +537,18 @@ pub fn load(
                 list_changed,
                 listed: AtomicU64::new(0),
                 refresher: Mutex::new(None),
+                listing: mcp.listing,
+                changes: ctx.changes.clone(),
+                synced: tokio::sync::Mutex::new(None),
             });
             block_on(async {
-                upstream.spawn_refresher(
-                    mcp.refresh.unwrap_or(settings::DEFAULT_REFRESH),
-                    ctx.changes.clone(),
-                )
+                upstream.spawn_refresher(mcp.refresh.unwrap_or(settings::DEFAULT_REFRESH))
             })
             .map_err(target_error)?;
             upstream
         }
     };
-    let (listed, offered) = block_on(async {
+    let (listed, mut offered) = block_on(async {
         let listed = upstream.refresh().await;
         let version = upstream.version().await;
         let offered = match &listed {
@@ -506,6 +558,14 @@ pub fn load(
         ((listed, version), offered)
     })
     .map_err(target_error)?;
+    if upstream.listing == Listing::Dynamic {
+        // Made from no list at all (the upstream is down): stale to any list it answers.
+        offered.dynamic = Some(if listed.0.is_ok() {
+            upstream.listed()
+        } else {
+            NOTHING_LISTED
+        });
+    }
     let mut warnings = Vec::new();
     let tools = match listed {
         (Ok((tools, _)), version) => {

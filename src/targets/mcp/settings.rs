@@ -70,7 +70,8 @@ pub enum Listing {
     /// `tools/list` stays local, fast and the same on every replica.
     #[default]
     Default,
-    /// Every `tools/list` forwarded to the upstream (not supported yet).
+    /// Every `tools/list` (and every call of a tool the catalog does not know yet) asks
+    /// the upstream first; a changed list is loaded before the answer.
     Dynamic,
 }
 
@@ -181,15 +182,6 @@ pub fn check_target(path: &Path, target: &TargetConfig) -> Result<(), ConfigErro
                 ));
             }
         }
-    }
-    if mcp.listing == Listing::Dynamic {
-        return Err(ConfigError::at(
-            path,
-            at,
-            format!(
-                "target `{name}`: mcp.listing: dynamic is not supported yet; use `default` (a synced copy, refreshed on the upstream's notifications and every mcp.refresh)"
-            ),
-        ));
     }
     if mcp.refresh.is_some_and(|r| r < Duration::from_secs(1)) {
         return Err(ConfigError::at(
