@@ -168,6 +168,9 @@ pub struct Call<'a> {
     pub span: &'a SpanGuard,
     /// The verified caller, when inbound authentication is on.
     pub caller: Option<&'a crate::auth::Caller>,
+    /// Where a `tools/call`'s progress goes, when the caller asked for it and its answer
+    /// is a stream.
+    pub progress: Option<&'a crate::targets::mcp::Progress>,
 }
 
 impl McpEndpoint {
@@ -230,6 +233,18 @@ impl McpEndpoint {
         body: &[u8],
         headers: &HeaderMap,
         caller: Option<&crate::auth::Caller>,
+    ) -> Reply {
+        self.handle_with(snap, body, headers, caller, None).await
+    }
+
+    /// [`Self::handle`], with a `tools/call`'s progress passed on to `progress`.
+    pub async fn handle_with(
+        &self,
+        snap: &Snapshot,
+        body: &[u8],
+        headers: &HeaderMap,
+        caller: Option<&crate::auth::Caller>,
+        progress: Option<&crate::targets::mcp::Progress>,
     ) -> Reply {
         let message: jsonrpc::Message = match serde_json::from_slice(body) {
             Ok(m) => m,
@@ -303,6 +318,7 @@ impl McpEndpoint {
             headers,
             span: &span,
             caller,
+            progress,
         };
         let mut out = Vec::with_capacity(256);
         let result = match method {

@@ -191,6 +191,7 @@ async fn execute(
         span: call.span,
         http: &endpoint.http,
         wraps: tool.output.wrap.is_some(),
+        progress: call.progress,
     };
     let sent = Instant::now();
     let result = tool.binding.execute(&ctx, arguments).await;

@@ -16,6 +16,11 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Limited};
 use tokio::sync::mpsc;
 
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
 use super::jsonrpc::{self, ErrorKind, RpcError};
 use super::{McpEndpoint, Reply};
 
@@ -232,7 +237,7 @@ fn accepts(headers: &HeaderMap) -> Accepts {
 
 /// Serves one HTTP request to the MCP endpoint, on the catalog snapshot current when it
 /// arrives (a reload meanwhile does not change what this request sees).
-pub async fn serve<B>(endpoint: &McpEndpoint, request: Request<B>) -> HttpResponse
+pub async fn serve<B>(endpoint: &Arc<McpEndpoint>, request: Request<B>) -> HttpResponse
 where
     B: Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -330,10 +335,29 @@ where
             ));
         }
     };
-    match endpoint
-        .handle(&snapshot, &body, &parts.headers, caller.as_ref())
-        .await
+    if let Some(token) = progress_token(&body)
+        && accepts_sse(&parts.headers)
     {
+        return with_progress(
+            endpoint,
+            snapshot,
+            body,
+            parts.headers,
+            caller,
+            token,
+            accept,
+        )
+        .await;
+    }
+    let reply = endpoint
+        .handle(&snapshot, &body, &parts.headers, caller.as_ref())
+        .await;
+    respond(reply, accept)
+}
+
+/// The HTTP response for `reply`.
+fn respond(reply: Reply, accept: Accepts) -> HttpResponse {
+    match reply {
         Reply::Accepted => {
             let mut response = Response::new(ResponseBody::empty());
             *response.status_mut() = StatusCode::ACCEPTED;
@@ -347,6 +371,116 @@ where
         Reply::Error(body, error) => error_response(body, &error),
         Reply::Stream(chunks) => stream_response(chunks),
     }
+}
+
+/// The `progressToken` of a `tools/call` that asks for progress (a quick scan first: most
+/// requests have none).
+fn progress_token(body: &[u8]) -> Option<Box<RawValue>> {
+    #[derive(Deserialize)]
+    struct Request<'a> {
+        #[serde(borrow)]
+        method: Option<std::borrow::Cow<'a, str>>,
+        #[serde(borrow)]
+        params: Option<Params<'a>>,
+    }
+    #[derive(Deserialize)]
+    struct Params<'a> {
+        #[serde(rename = "_meta", borrow)]
+        meta: Option<Meta<'a>>,
+    }
+    #[derive(Deserialize)]
+    struct Meta<'a> {
+        #[serde(rename = "progressToken", borrow)]
+        token: Option<&'a RawValue>,
+    }
+    memchr::memmem::find(body, b"progressToken")?;
+    let request: Request = serde_json::from_slice(body).ok()?;
+    if request.method.as_deref() != Some("tools/call") {
+        return None;
+    }
+    let token = request.params?.meta?.token?;
+    // The specification's tokens are strings or integers.
+    matches!(
+        token.get().as_bytes().first(),
+        Some(b'"' | b'-' | b'0'..=b'9')
+    )
+    .then(|| token.to_owned())
+}
+
+/// Serves a `tools/call` that asks for progress. The call runs in its own task. When it
+/// ends before any progress comes, the answer is sent as usual; once the upstream reports
+/// progress, the answer becomes an SSE stream: the progress notifications (with the
+/// caller's token), then the response. A client that closes the stream (2026-07-28's
+/// cancellation) or goes away ends the call, which tells the upstream.
+async fn with_progress(
+    endpoint: &Arc<McpEndpoint>,
+    snapshot: Arc<super::Snapshot>,
+    body: Bytes,
+    headers: HeaderMap,
+    caller: Option<crate::auth::Caller>,
+    token: Box<RawValue>,
+    accept: Accepts,
+) -> HttpResponse {
+    let (progress_tx, mut progress_rx) = mpsc::channel::<Bytes>(PROGRESS_BUFFER);
+    let (reply_tx, mut reply_rx) = tokio::sync::oneshot::channel::<Reply>();
+    let endpoint = endpoint.clone();
+    tokio::spawn(async move {
+        let progress = crate::targets::mcp::Progress::new(&token, progress_tx.clone());
+        let work =
+            endpoint.handle_with(&snapshot, &body, &headers, caller.as_ref(), Some(&progress));
+        tokio::select! {
+            reply = work => { let _ = reply_tx.send(reply); }
+            () = progress_tx.closed() => {}
+        }
+    });
+    let first = tokio::select! {
+        reply = &mut reply_rx => match reply {
+            Ok(reply) => return respond(reply, accept),
+            Err(_) => return plain_error(&RpcError::new(ErrorKind::Internal, "the call ended without an answer")),
+        },
+        first = progress_rx.recv() => first,
+    };
+    let (tx, rx) = mpsc::channel::<Bytes>(PROGRESS_BUFFER);
+    if let Some(first) = first {
+        let _ = tx.try_send(first);
+    }
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                chunk = progress_rx.recv() => match chunk {
+                    Some(chunk) => if tx.send(chunk).await.is_err() { return },
+                    None => break,
+                },
+                reply = &mut reply_rx => {
+                    // Progress sent before the answer is already in the channel.
+                    while let Ok(chunk) = progress_rx.try_recv() {
+                        let _ = tx.send(chunk).await;
+                    }
+                    if let Ok(Reply::Json(json) | Reply::Error(json, _)) = reply {
+                        let _ = tx.send(sse_event(&json)).await;
+                    }
+                    return;
+                }
+                () = tx.closed() => return,
+            }
+        }
+        if let Ok(Reply::Json(json) | Reply::Error(json, _)) = reply_rx.await {
+            let _ = tx.send(sse_event(&json)).await;
+        }
+    });
+    stream_response(rx)
+}
+
+/// Progress events held for a slow client before more are dropped.
+const PROGRESS_BUFFER: usize = 64;
+
+/// One SSE `message` event carrying `json`.
+fn sse_event(json: &[u8]) -> Bytes {
+    let mut event = Vec::with_capacity(json.len() + 24);
+    event.extend_from_slice(b"event: message\ndata: ");
+    event.extend_from_slice(json);
+    event.extend_from_slice(b"\n\n");
+    Bytes::from(event)
 }
 
 /// `GET /mcp`: the handshake revisions' stream of server notifications (here,

@@ -197,6 +197,9 @@ pub struct CallContext<'a> {
     pub http: &'a http::HttpClient,
     /// Whether the tool wraps non-object answers (`structuredContent.result`).
     pub wraps: bool,
+    /// Where the upstream's progress for this call goes, when the caller asked for it (MCP
+    /// targets relay it).
+    pub progress: Option<&'a mcp::Progress>,
 }
 
 /// Why a call produced no usable answer, as every kind reports it: an `isError` result.

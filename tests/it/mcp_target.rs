@@ -609,3 +609,87 @@ async fn a_server_of_the_http_sse_transport_is_detected_or_chosen() {
         assert_eq!(sum.structured_content, Some(json!({"sum": 3})));
     }
 }
+
+/// Over the transports that share one connection between callers (stdio, HTTP+SSE) and
+/// over a handshake session, the server's progress for a call reaches the client that
+/// asked for it (with the client's token), and a call whose client goes away is cancelled
+/// on the server (`notifications/cancelled`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_and_cancellation_cross_every_python_transport() {
+    use super::rmcp_server::{raw_call, sse_messages};
+    use futures_util::StreamExt;
+    let (http, sse) = (free_port(), free_port());
+    let _http = PyServer::start(http, false);
+    let _sse = PyServer::start_sse(sse);
+    let yaml = format!(
+        "targets:\n  - name: local\n    mcp:\n      command: \"{}\"\n      args: [\"{}\", stdio]\n  - name: session\n    mcp: {{ url: \"http://127.0.0.1:{http}/mcp\", protocol_version: \"2025-11-25\" }}\n  - name: old\n    mcp: {{ url: \"http://127.0.0.1:{sse}/sse\", transport: sse }}\n",
+        python().display(),
+        server_script().display()
+    );
+    let gateway = Gateway::start(&yaml, &[]).await;
+    for (n, target) in ["local", "session", "old"].into_iter().enumerate() {
+        let token = n as u32 * 10;
+        let response = raw_call(
+            &gateway,
+            n % 2 == 0,
+            &format!("{target}___steps"),
+            json!({"n": 3}),
+            Some(token),
+        )
+        .await;
+        let messages = sse_messages(&response.text().await.unwrap());
+        let progress: Vec<_> = messages
+            .iter()
+            .filter(|m| m["method"] == "notifications/progress")
+            .map(|m| {
+                (
+                    m["params"]["progressToken"].clone(),
+                    m["params"]["progress"].as_f64(),
+                )
+            })
+            .collect();
+        let mine = json!(format!("p-{token}"));
+        assert_eq!(
+            progress,
+            [
+                (mine.clone(), Some(1.0)),
+                (mine.clone(), Some(2.0)),
+                (mine, Some(3.0))
+            ],
+            "{target}: {messages:?}"
+        );
+        assert_eq!(
+            messages.last().unwrap()["result"]["content"][0]["text"],
+            "done 3",
+            "{target}: {messages:?}"
+        );
+
+        // `hold` reports once and waits; the client reads that and goes away.
+        let response = raw_call(
+            &gateway,
+            true,
+            &format!("{target}___hold"),
+            json!({}),
+            Some(token + 1),
+        )
+        .await;
+        let mut stream = response.bytes_stream();
+        let first = tokio::time::timeout(std::time::Duration::from_secs(30), stream.next())
+            .await
+            .expect("hold reports within 30 s")
+            .unwrap()
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&first).contains("holding"),
+            "{first:?}"
+        );
+        drop(stream);
+        // Each server counts its own cancellations (stdio: the one shared process).
+        let seen = call(&gateway, &format!("{target}___cancelled"), json!({"n": 1})).await;
+        assert_eq!(
+            text_of(&seen),
+            "1",
+            "{target}: the server saw the cancellation"
+        );
+    }
+}

@@ -13,7 +13,8 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ListToolsResult,
-    PaginatedRequestParams, ProtocolVersion, ServerCapabilities, ServerConfig, SubscriptionFilter,
+    PaginatedRequestParams, ProgressNotificationParam, ProtocolVersion, ServerCapabilities,
+    ServerConfig, SubscriptionFilter,
 };
 use rmcp::service::{RequestContext, SubscriptionContext};
 use rmcp::transport::streamable_http_server::{
@@ -24,7 +25,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use super::mcp_target::call;
-use crate::support::{Gateway, all_lifecycles, args, client, text_of};
+use crate::support::{Gateway, all_lifecycles, args, client, modern_headers, modern_meta, text_of};
 
 /// The server: a tool list that `grow` extends (announcing it), shared by its sessions.
 #[derive(Clone)]
@@ -38,6 +39,9 @@ struct Shelf {
     listening: watch::Sender<usize>,
     /// Tools grown so far, across restarts (each restart's list differs from the last).
     grown: Arc<AtomicUsize>,
+    /// Calls of `slow` holding until they are cancelled, and those cancelled so far.
+    held: watch::Sender<usize>,
+    cancelled: watch::Sender<usize>,
 }
 
 fn tool_list() -> Vec<Value> {
@@ -56,6 +60,11 @@ fn tool_list() -> Vec<Value> {
             "name": "grow",
             "description": "Adds a tool and announces the change.",
             "inputSchema": {"type": "object"}
+        }),
+        json!({
+            "name": "slow",
+            "description": "Reports `steps` progress notifications; with `hold`, then waits until cancelled.",
+            "inputSchema": {"type": "object", "properties": {"steps": {"type": "integer"}, "hold": {"type": "boolean"}}}
         }),
     ]
 }
@@ -141,6 +150,24 @@ impl ServerHandler for Shelf {
                 }
                 json!({"content": [{"type": "text", "text": name}]})
             }
+            "slow" => {
+                let steps = arguments.get("steps").and_then(Value::as_u64).unwrap_or(0);
+                if let Some(token) = context.meta.get_progress_token() {
+                    for i in 1..=steps {
+                        let update = ProgressNotificationParam::new(token.clone(), i as f64)
+                            .with_total(steps as f64)
+                            .with_message(format!("step {i}"));
+                        context.peer.notify_progress(update).await.unwrap();
+                    }
+                }
+                if arguments.get("hold") == Some(&Value::Bool(true)) {
+                    self.held.send_modify(|n| *n += 1);
+                    context.ct.cancelled().await;
+                    self.cancelled.send_modify(|n| *n += 1);
+                    return Err(ErrorData::internal_error("cancelled", None));
+                }
+                json!({"content": [{"type": "text", "text": format!("done {steps}")}]})
+            }
             name if name.starts_with("grown_") => {
                 json!({"content": [{"type": "text", "text": format!("{name} here")}]})
             }
@@ -170,6 +197,8 @@ impl RmcpServer {
             changes: watch::Sender::new(0),
             listening: watch::Sender::new(0),
             grown,
+            held: watch::Sender::new(0),
+            cancelled: watch::Sender::new(0),
         };
         let factory = shelf.clone();
         let service: StreamableHttpService<Shelf, LocalSessionManager> = StreamableHttpService::new(
@@ -415,6 +444,173 @@ async fn a_dynamically_listed_server_is_asked_on_every_list() {
             .expect_err("a removed tool is unknown");
         assert!(error.to_string().contains("Unknown tool"), "{era}: {error}");
         mcp.cancel().await.unwrap();
+        server.stop().await;
+    }
+}
+
+/// Waits (30 s at most) until `counter` reaches `n`.
+async fn reaches(counter: &watch::Sender<usize>, n: usize, what: &str) {
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        counter.subscribe().wait_for(|c| *c >= n),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{what} within 30 s"))
+    .unwrap();
+}
+
+/// A raw `tools/call` of `tool` through the gateway, in the client revision `modern` or
+/// 2025-11-25, asking for progress with token `p-<n>` when `token` is given.
+pub(crate) async fn raw_call(
+    gateway: &Gateway,
+    modern: bool,
+    tool: &str,
+    arguments: Value,
+    token: Option<u32>,
+) -> reqwest::Response {
+    let mut meta = if modern { modern_meta() } else { json!({}) };
+    if let Some(n) = token {
+        meta["progressToken"] = json!(format!("p-{n}"));
+    }
+    let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+        "params": {"name": tool, "arguments": arguments, "_meta": meta}});
+    let headers = if modern {
+        modern_headers("tools/call", Some(tool))
+    } else {
+        vec![
+            ("content-type", "application/json"),
+            ("accept", "application/json, text/event-stream"),
+            ("mcp-protocol-version", "2025-11-25"),
+        ]
+    };
+    let mut request = reqwest::Client::new().post(gateway.url());
+    for (k, v) in headers {
+        request = request.header(k, v);
+    }
+    request.body(body.to_string()).send().await.unwrap()
+}
+
+/// The JSON messages of an SSE body.
+pub(crate) fn sse_messages(body: &str) -> Vec<Value> {
+    body.split("\n\n")
+        .filter_map(|event| {
+            let data: String = event
+                .lines()
+                .filter_map(|l| l.strip_prefix("data: "))
+                .collect();
+            serde_json::from_str(&data).ok()
+        })
+        .collect()
+}
+
+/// A client that asks for progress (`_meta.progressToken`) gets the upstream's progress
+/// notifications, with its own token, on the SSE answer before the result. A call the
+/// gateway stops waiting for is cancelled upstream: when its client closes the stream, and
+/// when the target's timeout passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_is_relayed_and_cancellation_reaches_the_upstream() {
+    for legacy in [false, true] {
+        let era = if legacy { "handshake" } else { "2026-07-28" };
+        let port = super::mcp_target::free_port();
+        let server = RmcpServer::start(port, legacy, Arc::new(AtomicUsize::new(0))).await;
+        let yaml = format!(
+            "targets:\n  - name: rs\n    mcp: {{ url: \"http://127.0.0.1:{port}/mcp\" }}\n  - name: short\n    timeout: 1s\n    mcp: {{ url: \"http://127.0.0.1:{port}/mcp\" }}\n"
+        );
+        let gateway = Gateway::start(&yaml, &[]).await;
+        for (n, modern) in [(1, true), (2, false)] {
+            let client_era = if modern { "2026-07-28" } else { "2025-11-25" };
+            let response =
+                raw_call(&gateway, modern, "rs___slow", json!({"steps": 3}), Some(n)).await;
+            assert_eq!(response.status(), 200);
+            assert_eq!(
+                response.headers()["content-type"],
+                "text/event-stream",
+                "{era} upstream, {client_era} client"
+            );
+            let messages = sse_messages(&response.text().await.unwrap());
+            let progress: Vec<_> = messages
+                .iter()
+                .filter(|m| m["method"] == "notifications/progress")
+                .collect();
+            assert_eq!(progress.len(), 3, "{era}/{client_era}: {messages:?}");
+            for (i, p) in progress.iter().enumerate() {
+                let step = i as u64 + 1;
+                assert_eq!(p["params"]["progressToken"], format!("p-{n}"), "{p}");
+                assert_eq!(p["params"]["progress"], step as f64, "{p}");
+                assert_eq!(p["params"]["total"], 3.0, "{p}");
+                assert_eq!(p["params"]["message"], format!("step {step}"), "{p}");
+            }
+            let last = messages.last().unwrap();
+            assert_eq!(
+                last["id"], 7,
+                "{era}/{client_era}: the response comes last: {messages:?}"
+            );
+            assert_eq!(last["result"]["content"][0]["text"], "done 3", "{last}");
+        }
+        // Without a progress token the answer is plain JSON, as before.
+        let response = raw_call(&gateway, true, "rs___slow", json!({"steps": 2}), None).await;
+        assert_eq!(response.headers()["content-type"], "application/json");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["result"]["content"][0]["text"], "done 2", "{body}");
+
+        // The client closes the stream: the upstream's handler is cancelled.
+        let response = raw_call(
+            &gateway,
+            true,
+            "rs___slow",
+            json!({"steps": 1, "hold": true}),
+            Some(3),
+        )
+        .await;
+        let mut stream = response.bytes_stream();
+        let first = tokio::time::timeout(Duration::from_secs(30), stream.next())
+            .await
+            .expect("the first progress within 30 s")
+            .unwrap()
+            .unwrap();
+        assert!(String::from_utf8_lossy(&first).contains("p-3"), "{first:?}");
+        reaches(&server.shelf.held, 1, "the call held upstream").await;
+        drop(stream);
+        reaches(
+            &server.shelf.cancelled,
+            1,
+            &format!("{era}: the upstream told of the closed stream"),
+        )
+        .await;
+
+        // A plain call (no progress asked) whose client goes away before the answer.
+        let url = gateway.url();
+        let client_task = tokio::spawn(async move {
+            let body = json!({"jsonrpc": "2.0", "id": 8, "method": "tools/call",
+                "params": {"name": "rs___slow", "arguments": {"hold": true}, "_meta": modern_meta()}});
+            let mut request = reqwest::Client::new().post(url);
+            for (k, v) in modern_headers("tools/call", Some("rs___slow")) {
+                request = request.header(k, v);
+            }
+            let _ = request.body(body.to_string()).send().await;
+        });
+        reaches(&server.shelf.held, 2, "the plain call held upstream").await;
+        client_task.abort();
+        reaches(
+            &server.shelf.cancelled,
+            2,
+            &format!("{era}: the upstream told of the client gone"),
+        )
+        .await;
+
+        // The target's timeout passes: the gateway answers isError and cancels upstream.
+        let timed_out = call(&gateway, "short___slow", json!({"hold": true})).await;
+        assert_eq!(timed_out.is_error, Some(true), "{timed_out:?}");
+        assert!(
+            text_of(&timed_out).contains("did not answer"),
+            "{timed_out:?}"
+        );
+        reaches(
+            &server.shelf.cancelled,
+            2,
+            &format!("{era}: the upstream told of the timeout"),
+        )
+        .await;
         server.stop().await;
     }
 }

@@ -22,6 +22,7 @@ use http_body_util::{BodyExt, Full};
 use serde_json::value::RawValue;
 use tokio::sync::{Notify, RwLock};
 
+use super::Progress;
 use super::wire::{self, McpError};
 use crate::auth::Caller;
 use crate::auth::outbound::{ApiKeyLocation, CredentialProvider};
@@ -120,15 +121,20 @@ impl HttpUpstream {
         name: Option<&str>,
         caller: Option<&Caller>,
         timeout: Duration,
+        progress: Option<(u64, &Progress)>,
     ) -> Result<Box<RawValue>, McpError> {
         let work = async {
             let session = self.session(caller).await?;
-            match self.send(&session, method, params, name, caller).await {
+            match self
+                .send(&session, method, params, name, caller, progress)
+                .await
+            {
                 Err(McpError::Status { status: 404, .. }) if session.id.is_some() => {
                     tracing::info!(target = %self.target, "upstream MCP session expired; initializing a new one");
                     self.forget(&session).await;
                     let session = self.session(caller).await?;
-                    self.send(&session, method, params, name, caller).await
+                    self.send(&session, method, params, name, caller, progress)
+                        .await
                 }
                 other => other,
             }
@@ -199,7 +205,7 @@ impl HttpUpstream {
         };
         if self.forced.is_none_or(|v| v == MODERN_VERSION) {
             match self
-                .send(&modern, "server/discover", b"{}", None, caller)
+                .send(&modern, "server/discover", b"{}", None, caller, None)
                 .await
             {
                 Ok(result) => {
@@ -237,6 +243,7 @@ impl HttpUpstream {
                 Some(params.as_bytes()),
                 None,
                 caller,
+                None,
             )
             .await?;
         let result =
@@ -267,7 +274,7 @@ impl HttpUpstream {
         method: &str,
         caller: Option<&Caller>,
     ) -> Result<(), McpError> {
-        self.exchange(session, method, None, None, caller)
+        self.exchange(session, method, None, None, caller, None)
             .await
             .map(|_| ())
     }
@@ -280,15 +287,20 @@ impl HttpUpstream {
         params: &[u8],
         name: Option<&str>,
         caller: Option<&Caller>,
+        progress: Option<(u64, &Progress)>,
     ) -> Result<Box<RawValue>, McpError> {
         let (result, _) = self
-            .exchange(session, method, Some(params), name, caller)
+            .exchange(session, method, Some(params), name, caller, progress)
             .await?;
         result.ok_or_else(|| McpError::Protocol(format!("no answer to {method}")))?
     }
 
-    /// One POST. `params` `None` sends a notification. Returns the result (for a request)
-    /// and the session id the server sent.
+    /// One POST of a request, or of a notification (`notifications/...`). Returns the
+    /// result (for a request) and the session id the server sent. The server's progress
+    /// notifications for the call go to `progress`. When the caller stops waiting before
+    /// the answer (it went away, or the timeout passed), a handshake-era server is sent
+    /// `notifications/cancelled`; a 2026-07-28 server sees the stream close, which is
+    /// that revision's cancellation.
     #[allow(clippy::type_complexity)]
     async fn exchange(
         &self,
@@ -297,16 +309,60 @@ impl HttpUpstream {
         params: Option<&[u8]>,
         name: Option<&str>,
         caller: Option<&Caller>,
+        progress: Option<(u64, &Progress)>,
     ) -> Result<(Option<Result<Box<RawValue>, McpError>>, Option<HeaderValue>), McpError> {
-        let is_request = params.is_some() || method == "initialize";
+        let is_request = !method.starts_with("notifications/");
         let id = is_request.then(|| self.next_id.fetch_add(1, Ordering::Relaxed));
-        let meta = session.modern().then_some(self.meta.as_str());
+        let base = session.modern().then_some(self.meta.as_str());
+        let with_token;
+        let meta = match progress {
+            Some((token, _)) => {
+                with_token = wire::meta_with_progress(base, token);
+                Some(with_token.as_str())
+            }
+            None => base,
+        };
         let body = Bytes::from(wire::frame(id, method, params, meta));
         let token = self.dynamic_token(caller).await?;
+        let mut guard = CancelOnDrop {
+            upstream: self,
+            session,
+            id: id.filter(|_| !session.modern() && method != "initialize"),
+            token: token.as_ref(),
+        };
+        let answer = self
+            .answer(
+                session,
+                method,
+                name,
+                body,
+                caller,
+                token.as_ref(),
+                id,
+                progress,
+            )
+            .await;
+        guard.id = None;
+        answer
+    }
+
+    /// Sends one framed message and reads its answer (see [`Self::exchange`]).
+    #[allow(clippy::type_complexity, clippy::too_many_arguments)]
+    async fn answer(
+        &self,
+        session: &Session,
+        method: &str,
+        name: Option<&str>,
+        body: Bytes,
+        caller: Option<&Caller>,
+        token: Option<&Token>,
+        id: Option<u64>,
+        progress: Option<(u64, &Progress)>,
+    ) -> Result<(Option<Result<Box<RawValue>, McpError>>, Option<HeaderValue>), McpError> {
         let response = self
-            .post(session, method, name, body.clone(), token.as_ref())
+            .post(session, method, name, body.clone(), token)
             .await?;
-        let response = match (response.status().as_u16(), &token, &self.credentials) {
+        let response = match (response.status().as_u16(), token, &self.credentials) {
             (401, Some(used), Some(credentials)) => {
                 // A token that the upstream no longer takes: once more with a fresh one.
                 drop(response);
@@ -374,6 +430,13 @@ impl HttpUpstream {
                             if wire::is_tools_list_changed(&event) {
                                 self.list_changed.notify_one();
                             }
+                            if let Some((token, relay)) = progress
+                                && let Ok(message) =
+                                    serde_json::from_slice::<wire::Incoming>(&event)
+                                && let Some(params) = message.progress_for(token)
+                            {
+                                relay.relay(params);
+                            }
                         }
                     }
                 }
@@ -396,38 +459,17 @@ impl HttpUpstream {
         body: Bytes,
         token: Option<&Token>,
     ) -> Result<http::Response<hyper::body::Incoming>, McpError> {
-        let uri = &self.url;
-        let mut builder = Request::post(uri)
-            .header(CONTENT_TYPE, "application/json")
-            .header(ACCEPT, "application/json, text/event-stream")
-            .header("mcp-protocol-version", session.version)
-            .header(
-                http::header::USER_AGENT,
-                concat!("toolgate/", env!("CARGO_PKG_VERSION")),
-            );
-        if session.modern() {
-            builder = builder.header("mcp-method", method);
-            if let Some(name) = name {
-                builder = builder.header("mcp-name", mcp_name(name));
-            }
-        }
-        if let Some(id) = &session.id {
-            builder = builder.header("mcp-session-id", id.clone());
-        }
-        builder = with_credentials(builder, uri, self.credentials.as_ref())?;
-        if let Some(token) = token {
-            builder = builder.header(AUTHORIZATION, token.authorization());
-        }
-        let request = builder
-            .body(Full::new(body))
-            .map_err(|e| McpError::Protocol(format!("cannot build the request: {e}")))?;
-        self.http
-            .request_streaming(request)
-            .await
-            .map_err(|e| match e {
-                crate::targets::UpstreamError::Transport(m) => McpError::Transport(m),
-                other => McpError::Transport(other.to_string()),
-            })
+        post_to(
+            &self.http,
+            &self.url,
+            self.credentials.as_ref(),
+            session,
+            method,
+            name,
+            body,
+            token,
+        )
+        .await
     }
 
     /// A token for the kinds of credentials obtained at call time.
@@ -631,7 +673,87 @@ impl Listener {
     }
 }
 
+/// Builds and sends one POST to `uri` with the target's credentials.
+#[allow(clippy::too_many_arguments)]
+async fn post_to(
+    http: &HttpClient,
+    uri: &Uri,
+    credentials: Option<&CredentialProvider>,
+    session: &Session,
+    method: &str,
+    name: Option<&str>,
+    body: Bytes,
+    token: Option<&Token>,
+) -> Result<http::Response<hyper::body::Incoming>, McpError> {
+    let mut builder = Request::post(uri)
+        .header(CONTENT_TYPE, "application/json")
+        .header(ACCEPT, "application/json, text/event-stream")
+        .header("mcp-protocol-version", session.version)
+        .header(
+            http::header::USER_AGENT,
+            concat!("toolgate/", env!("CARGO_PKG_VERSION")),
+        );
+    if session.modern() {
+        builder = builder.header("mcp-method", method);
+        if let Some(name) = name {
+            builder = builder.header("mcp-name", mcp_name(name));
+        }
+    }
+    if let Some(id) = &session.id {
+        builder = builder.header("mcp-session-id", id.clone());
+    }
+    builder = with_credentials(builder, uri, credentials)?;
+    if let Some(token) = token {
+        builder = builder.header(AUTHORIZATION, token.authorization());
+    }
+    let request = builder
+        .body(Full::new(body))
+        .map_err(|e| McpError::Protocol(format!("cannot build the request: {e}")))?;
+    http.request_streaming(request).await.map_err(|e| match e {
+        crate::targets::UpstreamError::Transport(m) => McpError::Transport(m),
+        other => McpError::Transport(other.to_string()),
+    })
+}
+
+/// Tells a handshake-era server that the gateway stopped waiting for request `id`, when
+/// dropped before the answer came (`id` is cleared once it has).
+struct CancelOnDrop<'a> {
+    upstream: &'a HttpUpstream,
+    session: &'a Session,
+    id: Option<u64>,
+    token: Option<&'a Token>,
+}
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        let Some(id) = self.id else { return };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let u = self.upstream;
+        let (http, url, credentials) = (u.http.clone(), u.url.clone(), u.credentials.clone());
+        let (session, token, target) =
+            (self.session.clone(), self.token.cloned(), u.target.clone());
+        runtime.spawn(async move {
+            let body = Bytes::from(wire::cancelled(id));
+            let sent = post_to(
+                &http,
+                &url,
+                credentials.as_ref(),
+                &session,
+                "notifications/cancelled",
+                None,
+                body,
+                token.as_ref(),
+            )
+            .await;
+            tracing::debug!(%target, id, ok = sent.is_ok(), "told the upstream MCP server the call was cancelled");
+        });
+    }
+}
+
 /// An `Authorization` value obtained for one request.
+#[derive(Clone)]
 enum Token {
     OAuth2(std::sync::Arc<crate::auth::oauth2::AccessToken>),
     Caller(HeaderValue),

@@ -98,6 +98,81 @@ impl TargetState for McpUpstream {
     }
 }
 
+/// Where the progress of one call goes: the caller's `progressToken` and the stream that
+/// carries the caller's answer. The upstream is sent a token of the gateway's own (unique
+/// in the process), so that callers who share an upstream never see each other's progress.
+#[derive(Clone)]
+pub struct Progress {
+    /// The caller's token, as JSON.
+    token: Arc<str>,
+    sink: tokio::sync::mpsc::Sender<bytes::Bytes>,
+}
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Progress")
+            .field("token", &self.token)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The next token the gateway gives an upstream for a call's progress.
+fn next_progress_token() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+impl Progress {
+    /// Progress for the caller's `token` (a JSON string or integer), sent as SSE events on
+    /// `sink`.
+    pub fn new(token: &RawValue, sink: tokio::sync::mpsc::Sender<bytes::Bytes>) -> Self {
+        Self {
+            token: token.get().into(),
+            sink,
+        }
+    }
+
+    /// Passes an upstream's `notifications/progress` params on with the caller's token.
+    /// An update that finds the caller's stream full is dropped: progress is advisory, and
+    /// a slow caller must not stall a connection other callers share.
+    pub(super) fn relay(&self, params: &RawValue) {
+        #[derive(serde::Deserialize)]
+        struct Update<'a> {
+            #[serde(borrow)]
+            progress: &'a RawValue,
+            #[serde(default, borrow)]
+            total: Option<&'a RawValue>,
+            #[serde(default, borrow)]
+            message: Option<&'a RawValue>,
+        }
+        let Ok(update) = serde_json::from_str::<Update>(params.get()) else {
+            return;
+        };
+        const PREFIX: &[u8] = b"event: message\ndata: ";
+        let mut event = Vec::with_capacity(160);
+        event.extend_from_slice(PREFIX);
+        event.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progressToken\":");
+        event.extend_from_slice(self.token.as_bytes());
+        event.extend_from_slice(b",\"progress\":");
+        event.extend_from_slice(update.progress.get().as_bytes());
+        for (key, value) in [("total", update.total), ("message", update.message)] {
+            if let Some(value) = value {
+                event.extend_from_slice(format!(",\"{key}\":").as_bytes());
+                event.extend_from_slice(value.get().as_bytes());
+            }
+        }
+        event.extend_from_slice(b"}}");
+        // Raw JSON may hold line breaks between tokens; an SSE data line may not.
+        for b in &mut event[PREFIX.len()..] {
+            if *b == b'\n' || *b == b'\r' {
+                *b = b' ';
+            }
+        }
+        event.extend_from_slice(b"\n\n");
+        let _ = self.sink.try_send(bytes::Bytes::from(event));
+    }
+}
+
 #[derive(Serialize)]
 struct CallParams<'a> {
     name: &'a str,
@@ -113,10 +188,27 @@ impl McpUpstream {
         name: Option<&str>,
         caller: Option<&crate::auth::Caller>,
     ) -> Result<Box<RawValue>, McpError> {
+        self.request_with(method, params, name, caller, None).await
+    }
+
+    /// [`Self::request`], with the upstream's progress for it passed on to `progress`.
+    async fn request_with(
+        &self,
+        method: &str,
+        params: &[u8],
+        name: Option<&str>,
+        caller: Option<&crate::auth::Caller>,
+        progress: Option<&Progress>,
+    ) -> Result<Box<RawValue>, McpError> {
+        let progress = progress.map(|p| (next_progress_token(), p));
+        let timeout = self.timeout;
         match &self.transport {
-            Transport::Http(h) => h.request(method, params, name, caller, self.timeout).await,
-            Transport::Sse(s) => s.request(method, params, self.timeout).await,
-            Transport::Stdio(s) => s.request(method, params, self.timeout).await,
+            Transport::Http(h) => {
+                h.request(method, params, name, caller, timeout, progress)
+                    .await
+            }
+            Transport::Sse(s) => s.request(method, params, timeout, progress).await,
+            Transport::Stdio(s) => s.request(method, params, timeout, progress).await,
         }
     }
 
@@ -379,7 +471,13 @@ impl McpBinding {
         })?;
         match self
             .upstream
-            .request("tools/call", &params, Some(&self.tool), ctx.caller)
+            .request_with(
+                "tools/call",
+                &params,
+                Some(&self.tool),
+                ctx.caller,
+                ctx.progress,
+            )
             .await
         {
             Ok(result) => Ok(Answer::Mcp(result)),

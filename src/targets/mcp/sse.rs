@@ -4,7 +4,6 @@
 //! keeps one such connection per upstream, shares it between callers (requests multiplexed
 //! by id), and opens a new one (with a new handshake) when it ends.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,18 +15,17 @@ use http_body_util::{BodyExt, Full};
 use serde_json::value::RawValue;
 use tokio::sync::oneshot;
 
-use super::wire::{self, McpError};
+use super::Progress;
+use super::wire::{self, InFlight, McpError};
 use crate::auth::outbound::CredentialProvider;
 use crate::mcp::LEGACY_VERSIONS;
 use crate::targets::http::HttpClient;
-
-type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<Box<RawValue>, McpError>>>>>;
 
 /// One open event stream.
 struct Connection {
     /// Where messages are posted.
     post: Uri,
-    pending: Pending,
+    pending: Arc<InFlight>,
     alive: Arc<AtomicBool>,
     reader: tokio::task::AbortHandle,
 }
@@ -86,40 +84,53 @@ impl SseUpstream {
         method: &str,
         params: &[u8],
         timeout: Duration,
+        progress: Option<(u64, &Progress)>,
     ) -> Result<Box<RawValue>, McpError> {
         let work = async {
             let connection = self.connection().await?;
-            self.call(&connection, method, Some(params)).await
+            self.call(&connection, method, Some(params), progress).await
         };
         tokio::time::timeout(timeout, work)
             .await
             .unwrap_or(Err(McpError::Timeout(timeout)))
     }
 
+    /// Sends request `method` and waits for its answer on the stream. When the wait is
+    /// given up (the caller went away, or the timeout passed), the server is sent
+    /// `notifications/cancelled`.
     async fn call(
         &self,
         connection: &Connection,
         method: &str,
         params: Option<&[u8]>,
+        progress: Option<(u64, &Progress)>,
     ) -> Result<Box<RawValue>, McpError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        connection
-            .pending
-            .lock()
-            .expect("not poisoned")
-            .insert(id, tx);
+        let token = progress.map(|(t, _)| t);
+        let meta = token.map(|t| wire::meta_with_progress(None, t));
+        let rx = connection.pending.wait(id, progress);
+        let mut guard = Cancel {
+            upstream: self,
+            connection,
+            id,
+            token,
+            armed: method != "initialize",
+        };
         let sent = self
             .post(
                 &connection.post,
-                wire::frame(Some(id), method, params, None),
+                wire::frame(Some(id), method, params, meta.as_deref()),
             )
             .await;
         if let Err(e) = sent {
-            connection.pending.lock().expect("not poisoned").remove(&id);
+            guard.armed = false;
+            connection.pending.forget(id, token);
             return Err(e);
         }
-        rx.await.unwrap_or_else(|_| {
+        let outcome = rx.await;
+        guard.armed = false;
+        connection.pending.forget(id, token);
+        outcome.unwrap_or_else(|_| {
             Err(McpError::Transport(
                 "the event stream of the upstream ended".into(),
             ))
@@ -166,7 +177,7 @@ impl SseUpstream {
             crate::VERSION
         );
         let result = self
-            .call(&connection, "initialize", Some(params.as_bytes()))
+            .call(&connection, "initialize", Some(params.as_bytes()), None)
             .await?;
         let version = serde_json::from_str::<serde_json::Value>(result.get())
             .ok()
@@ -211,7 +222,7 @@ impl SseUpstream {
             });
         }
         let mut body = response.into_body();
-        let pending: Pending = Arc::default();
+        let pending: Arc<InFlight> = Arc::default();
         let alive = Arc::new(AtomicBool::new(true));
         let (endpoint_tx, endpoint_rx) = oneshot::channel::<String>();
         let (reader_pending, reader_alive) = (pending.clone(), alive.clone());
@@ -234,38 +245,18 @@ impl SseUpstream {
                     let Ok(message) = serde_json::from_slice::<wire::Incoming>(&payload) else {
                         continue;
                     };
-                    if let Some(method) = &message.method {
-                        if method == "notifications/tools/list_changed" {
-                            list_changed.notify_one();
-                        }
+                    if reader_pending.deliver(&message) {
                         continue;
                     }
-                    let Some(id) = message.id.and_then(|i| i.get().parse::<u64>().ok()) else {
-                        continue;
-                    };
-                    let Some(tx) = reader_pending.lock().expect("not poisoned").remove(&id) else {
-                        continue;
-                    };
-                    let _ = tx.send(match (message.result, message.error) {
-                        (Some(r), _) => Ok(r.to_owned()),
-                        (None, Some(e)) => Err(McpError::Rpc(e)),
-                        (None, None) => Err(McpError::Protocol(
-                            "a response with neither result nor error".into(),
-                        )),
-                    });
+                    if message.method.as_deref() == Some("notifications/tools/list_changed") {
+                        list_changed.notify_one();
+                    }
                 }
             }
             reader_alive.store(false, Ordering::Relaxed);
-            let waiting: Vec<_> = reader_pending
-                .lock()
-                .expect("not poisoned")
-                .drain()
-                .collect();
-            for (_, tx) in waiting {
-                let _ = tx.send(Err(McpError::Transport(
-                    "the event stream of the upstream ended".into(),
-                )));
-            }
+            reader_pending.fail_all(&McpError::Transport(
+                "the event stream of the upstream ended".into(),
+            ));
         });
         let endpoint = endpoint_rx.await.map_err(|_| {
             McpError::Protocol("the event stream ended before its `endpoint` event".into())
@@ -281,6 +272,40 @@ impl SseUpstream {
             alive,
             reader: reader.abort_handle(),
         })
+    }
+}
+
+/// Tells the server that the gateway stopped waiting for request `id`, when dropped while
+/// still armed.
+struct Cancel<'a> {
+    upstream: &'a SseUpstream,
+    connection: &'a Connection,
+    id: u64,
+    token: Option<u64>,
+    armed: bool,
+}
+
+impl Drop for Cancel<'_> {
+    fn drop(&mut self) {
+        if !self.armed || !self.connection.pending.forget(self.id, self.token) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let u = self.upstream;
+        let (http, credentials) = (u.http.clone(), u.credentials.clone());
+        let (to, id) = (self.connection.post.clone(), self.id);
+        runtime.spawn(async move {
+            let builder = Request::post(&to).header(CONTENT_TYPE, "application/json");
+            let Ok(builder) = super::http::with_credentials(builder, &to, credentials.as_ref())
+            else {
+                return;
+            };
+            if let Ok(request) = builder.body(Full::new(Bytes::from(wire::cancelled(id)))) {
+                let _ = http.request_streaming(request).await;
+            }
+        });
     }
 }
 

@@ -4,7 +4,6 @@
 //! starts it again, waiting at least the current backoff (1 s, doubling to 30 s while it
 //! keeps failing). Its stderr goes to the log, line by line, bounded in length and rate.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,9 +13,10 @@ use std::time::{Duration, Instant};
 use serde_json::value::RawValue;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, mpsc};
 
-use super::wire::{self, McpError};
+use super::Progress;
+use super::wire::{self, InFlight, McpError};
 use crate::mcp::{LEGACY_VERSIONS, MODERN_VERSION};
 
 /// Longest stderr line logged (the rest is cut).
@@ -25,8 +25,6 @@ const MAX_STDERR_LINE: usize = 2048;
 const STDERR_LINES_PER_MINUTE: u32 = 120;
 /// Longest message line read from the server.
 const MAX_LINE: usize = 16 << 20;
-
-type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<Box<RawValue>, McpError>>>>>;
 
 /// How to start the server.
 #[derive(Debug, Clone)]
@@ -40,7 +38,7 @@ pub(super) struct Launch {
 /// One running process.
 struct Running {
     writer: mpsc::Sender<Vec<u8>>,
-    pending: Pending,
+    pending: Arc<InFlight>,
     version: &'static str,
     alive: Arc<std::sync::atomic::AtomicBool>,
     child: Arc<tokio::sync::Mutex<Child>>,
@@ -113,37 +111,57 @@ impl StdioUpstream {
         method: &str,
         params: &[u8],
         timeout: Duration,
+        progress: Option<(u64, &Progress)>,
     ) -> Result<Box<RawValue>, McpError> {
         let work = async {
             let running = self.running().await?;
-            self.call(&running, method, Some(params)).await
+            self.call(&running, method, Some(params), progress).await
         };
         tokio::time::timeout(timeout, work)
             .await
             .unwrap_or(Err(McpError::Timeout(timeout)))
     }
 
+    /// Sends request `method` and waits for its answer. When the wait is given up (the
+    /// caller went away, or the timeout passed), the server is sent
+    /// `notifications/cancelled`: stdio has no stream to close.
     async fn call(
         &self,
         running: &Running,
         method: &str,
         params: Option<&[u8]>,
+        progress: Option<(u64, &Progress)>,
     ) -> Result<Box<RawValue>, McpError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let meta = (running.version == MODERN_VERSION).then_some(self.meta.as_str());
+        let base = (running.version == MODERN_VERSION).then_some(self.meta.as_str());
+        let with_token;
+        let meta = match progress {
+            Some((token, _)) => {
+                with_token = wire::meta_with_progress(base, token);
+                Some(with_token.as_str())
+            }
+            None => base,
+        };
         let mut line = wire::frame(Some(id), method, params, meta);
         line.push(b'\n');
-        let (tx, rx) = oneshot::channel();
-        running.pending.lock().expect("not poisoned").insert(id, tx);
+        let rx = running.pending.wait(id, progress);
+        let token = progress.map(|(t, _)| t);
         if running.writer.send(line).await.is_err() {
-            running.pending.lock().expect("not poisoned").remove(&id);
+            running.pending.forget(id, token);
             return Err(McpError::Transport(format!(
                 "`{}` is not running",
                 self.launch.command
             )));
         }
+        let mut guard = Cancel {
+            running,
+            id,
+            token,
+            armed: method != "initialize",
+        };
         let outcome = rx.await;
-        running.pending.lock().expect("not poisoned").remove(&id);
+        guard.armed = false;
+        running.pending.forget(id, token);
         outcome.unwrap_or_else(|_| {
             Err(McpError::Transport(format!(
                 "`{}` exited",
@@ -218,7 +236,7 @@ impl StdioUpstream {
         let stdin = child.stdin.take().expect("piped");
         let stdout = child.stdout.take().expect("piped");
         let stderr = child.stderr.take().expect("piped");
-        let pending: Pending = Arc::default();
+        let pending: Arc<InFlight> = Arc::default();
         let alive = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let (writer, mut lines) = mpsc::channel::<Vec<u8>>(64);
         let child = Arc::new(tokio::sync::Mutex::new(child));
@@ -257,14 +275,7 @@ impl StdioUpstream {
                 }
             }
             reader_alive.store(false, Ordering::Relaxed);
-            let waiting: Vec<_> = reader_pending
-                .lock()
-                .expect("not poisoned")
-                .drain()
-                .collect();
-            for (_, tx) in waiting {
-                let _ = tx.send(Err(McpError::Transport(format!("`{program}` exited"))));
-            }
+            reader_pending.fail_all(&McpError::Transport(format!("`{program}` exited")));
             let status = reaped.lock().await.wait().await;
             tracing::warn!(target = %target, ?status, "upstream MCP server `{program}` exited; it is started again on the next request");
         });
@@ -312,7 +323,7 @@ impl StdioUpstream {
         );
         let init = tokio::time::timeout(
             Duration::from_secs(30),
-            self.call(&running, "initialize", Some(params.as_bytes())),
+            self.call(&running, "initialize", Some(params.as_bytes()), None),
         )
         .await
         .unwrap_or(Err(McpError::Timeout(Duration::from_secs(30))));
@@ -349,33 +360,42 @@ impl StdioUpstream {
     }
 }
 
+/// Tells the server that the gateway stopped waiting for request `id`, when dropped while
+/// still armed.
+struct Cancel<'a> {
+    running: &'a Running,
+    id: u64,
+    token: Option<u64>,
+    armed: bool,
+}
+
+impl Drop for Cancel<'_> {
+    fn drop(&mut self) {
+        if self.armed && self.running.pending.forget(self.id, self.token) {
+            let mut line = wire::cancelled(self.id);
+            line.push(b'\n');
+            // Dropped when the writer is backed up: the answer is ignored either way.
+            let _ = self.running.writer.try_send(line);
+        }
+    }
+}
+
 /// One line from the server: a response goes to its caller; a list-changed notification
 /// wakes the refresher; a request is answered (`ping`) or refused.
 async fn handle_line(
     line: &[u8],
-    pending: &Pending,
+    pending: &InFlight,
     reply: &mpsc::Sender<Vec<u8>>,
     list_changed: &Notify,
 ) {
     let Ok(message) = serde_json::from_slice::<wire::Incoming>(line) else {
         return;
     };
+    if pending.deliver(&message) {
+        return;
+    }
     match (&message.method, message.id) {
-        (None, Some(id)) => {
-            let Ok(id) = id.get().parse::<u64>() else {
-                return;
-            };
-            let Some(tx) = pending.lock().expect("not poisoned").remove(&id) else {
-                return;
-            };
-            let _ = tx.send(match (message.result, message.error) {
-                (Some(r), _) => Ok(r.to_owned()),
-                (None, Some(e)) => Err(McpError::Rpc(e)),
-                (None, None) => Err(McpError::Protocol(
-                    "a response with neither result nor error".into(),
-                )),
-            });
-        }
+        (None, Some(_)) => {}
         (Some(method), None) => {
             if method == "notifications/tools/list_changed" {
                 list_changed.notify_one();

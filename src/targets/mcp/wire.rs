@@ -3,9 +3,14 @@
 //! streams and stdio lines, and the errors of an upstream exchange.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use tokio::sync::oneshot;
+
+use super::Progress;
 
 /// `_meta` of every 2026-07-28 request the gateway sends upstream.
 pub(super) fn modern_meta() -> String {
@@ -13,6 +18,32 @@ pub(super) fn modern_meta() -> String {
         "\"_meta\":{{\"io.modelcontextprotocol/protocolVersion\":\"{}\",\"io.modelcontextprotocol/clientCapabilities\":{{}},\"io.modelcontextprotocol/clientInfo\":{{\"name\":\"toolgate\",\"version\":\"{}\"}}}}",
         crate::mcp::MODERN_VERSION,
         crate::VERSION
+    )
+}
+
+/// `meta` (the `"_meta":{...}` member of [`modern_meta`], or none) with the gateway's
+/// `progressToken` for one call added.
+pub(super) fn meta_with_progress(meta: Option<&str>, token: u64) -> String {
+    let rest = meta
+        .and_then(|m| m.strip_prefix("\"_meta\":{"))
+        .filter(|r| *r != "}");
+    match rest {
+        Some(rest) => format!("\"_meta\":{{\"progressToken\":{token},{rest}"),
+        None => format!("\"_meta\":{{\"progressToken\":{token}}}"),
+    }
+}
+
+/// `notifications/cancelled` for request `id`, sent when the gateway stops waiting for it
+/// (its caller went away or it timed out).
+pub(super) fn cancelled(id: u64) -> Vec<u8> {
+    let params = format!(
+        "{{\"requestId\":{id},\"reason\":\"the gateway's caller cancelled the call or it timed out\"}}"
+    );
+    frame(
+        None,
+        "notifications/cancelled",
+        Some(params.as_bytes()),
+        None,
     )
 }
 
@@ -83,6 +114,116 @@ pub(super) struct Incoming<'a> {
     pub result: Option<&'a RawValue>,
     #[serde(default)]
     pub error: Option<RpcErrorObject>,
+    #[serde(default, borrow)]
+    pub params: Option<&'a RawValue>,
+}
+
+impl Incoming<'_> {
+    /// The result or error of a response.
+    fn outcome(&self) -> Result<Box<RawValue>, McpError> {
+        match (self.result, &self.error) {
+            (Some(result), _) => Ok(result.to_owned()),
+            (None, Some(error)) => Err(McpError::Rpc(error.clone())),
+            (None, None) => Err(McpError::Protocol(
+                "a response with neither result nor error".into(),
+            )),
+        }
+    }
+
+    /// The params of a `notifications/progress` for `token`.
+    pub(super) fn progress_for(&self, token: u64) -> Option<&RawValue> {
+        #[derive(Deserialize)]
+        struct Token<'a> {
+            #[serde(rename = "progressToken", borrow)]
+            token: &'a RawValue,
+        }
+        if self.id.is_some() || self.method.as_deref() != Some("notifications/progress") {
+            return None;
+        }
+        let params = self.params?;
+        let named: Token = serde_json::from_str(params.get()).ok()?;
+        (named.token.get().trim_matches('"') == token.to_string()).then_some(params)
+    }
+}
+
+/// The answer a request in flight waits for.
+type Waiter = oneshot::Sender<Result<Box<RawValue>, McpError>>;
+
+/// The requests in flight on a connection that carries many callers' requests (a stdio
+/// process, an HTTP+SSE stream): each waits for its response by id, and its progress
+/// notifications go to its caller by token.
+#[derive(Default)]
+pub(super) struct InFlight {
+    waiting: Mutex<HashMap<u64, Waiter>>,
+    progress: Mutex<HashMap<u64, Progress>>,
+}
+
+impl InFlight {
+    /// Registers request `id` (and the progress of its call); the receiver gets its answer.
+    pub(super) fn wait(
+        &self,
+        id: u64,
+        progress: Option<(u64, &Progress)>,
+    ) -> oneshot::Receiver<Result<Box<RawValue>, McpError>> {
+        let (tx, rx) = oneshot::channel();
+        self.waiting.lock().expect("not poisoned").insert(id, tx);
+        if let Some((token, relay)) = progress {
+            self.progress
+                .lock()
+                .expect("not poisoned")
+                .insert(token, relay.clone());
+        }
+        rx
+    }
+
+    /// Stops waiting for `id`; whether it was still waited for (no answer came).
+    pub(super) fn forget(&self, id: u64, progress: Option<u64>) -> bool {
+        if let Some(token) = progress {
+            self.progress.lock().expect("not poisoned").remove(&token);
+        }
+        self.waiting
+            .lock()
+            .expect("not poisoned")
+            .remove(&id)
+            .is_some()
+    }
+
+    /// Routes one message read from the connection: a response to its caller, a progress
+    /// notification to its call's stream. Whether it was one of those.
+    pub(super) fn deliver(&self, message: &Incoming<'_>) -> bool {
+        match (&message.method, message.id) {
+            (None, Some(id)) => {
+                if let Ok(id) = id.get().parse::<u64>()
+                    && let Some(tx) = self.waiting.lock().expect("not poisoned").remove(&id)
+                {
+                    let _ = tx.send(message.outcome());
+                }
+                true
+            }
+            (Some(method), None) if method == "notifications/progress" => {
+                let progress = self.progress.lock().expect("not poisoned");
+                if !progress.is_empty()
+                    && let Some(params) = message.params
+                    && let Some((_, relay)) = progress
+                        .iter()
+                        .find(|(token, _)| message.progress_for(**token).is_some())
+                {
+                    relay.relay(params);
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Fails every request still waiting (the connection is gone).
+    pub(super) fn fail_all(&self, error: &McpError) {
+        let waiting: Vec<_> = self.waiting.lock().expect("not poisoned").drain().collect();
+        for (_, tx) in waiting {
+            let _ = tx.send(Err(error.clone()));
+        }
+        self.progress.lock().expect("not poisoned").clear();
+    }
 }
 
 /// Why an exchange with an upstream MCP server gave no result.
@@ -127,13 +268,7 @@ pub(super) fn response_to(message: &[u8], id: u64) -> Option<Result<Box<RawValue
     if incoming.method.is_some() || incoming.id?.get() != id.to_string() {
         return None;
     }
-    Some(match (incoming.result, incoming.error) {
-        (Some(result), _) => Ok(result.to_owned()),
-        (None, Some(error)) => Err(McpError::Rpc(error)),
-        (None, None) => Err(McpError::Protocol(
-            "a response with neither result nor error".into(),
-        )),
-    })
+    Some(incoming.outcome())
 }
 
 /// Whether `message` is the server's `notifications/tools/list_changed`.
