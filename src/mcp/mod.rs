@@ -8,6 +8,7 @@
 //! (method, media types, Origin/Host, size) live in [`transport`], notification streams in
 //! `stream`; each MCP method has its own file and the dispatcher below is one `match`.
 
+mod cancel;
 mod discover;
 mod dynamic;
 mod initialize;
@@ -123,6 +124,8 @@ pub struct McpEndpoint {
     streams: stream::Streams,
     /// Counts finished reload attempts (for requests that wait for one).
     reloads: tokio::sync::watch::Sender<u64>,
+    /// Handshake-era calls of authenticated callers, for `notifications/cancelled`.
+    cancels: cancel::Cancels,
 }
 
 /// What the endpoint answers to one POST.
@@ -184,6 +187,7 @@ impl McpEndpoint {
             http,
             streams,
             reloads: tokio::sync::watch::Sender::new(0),
+            cancels: cancel::Cancels::default(),
         }
     }
 
@@ -285,8 +289,14 @@ impl McpEndpoint {
             return error_reply(message.id, error);
         };
         let Some(id) = message.id else {
-            // Notifications (`notifications/initialized`, `notifications/cancelled`...) need
-            // no state here.
+            // Notifications need no state here, but for a handshake-era client's
+            // cancellation of a call of its own.
+            if method == "notifications/cancelled"
+                && let Some(caller) = caller
+                && self.cancels.cancel(&caller.cache_key, message.params)
+            {
+                tracing::debug!("a call was cancelled by its client");
+            }
             return Reply::Accepted;
         };
         if !jsonrpc::valid_id(id) {
@@ -334,7 +344,21 @@ impl McpEndpoint {
                     Some(snap) => Call { snap, ..call },
                     None => call,
                 };
-                tools_call::handle(self, &call, message.params, &mut out).await
+                match (era, caller) {
+                    (Era::Legacy, Some(caller)) => {
+                        let mut entry = self.cancels.enter(&caller.cache_key, id);
+                        let finished = tokio::select! {
+                            result = tools_call::handle(self, &call, message.params, &mut out) => Some(result),
+                            () = entry.cancelled() => None,
+                        };
+                        finished.unwrap_or_else(|| {
+                            out.clear();
+                            tools_call::write_cancelled(&mut out, id, era);
+                            Ok(())
+                        })
+                    }
+                    _ => tools_call::handle(self, &call, message.params, &mut out).await,
+                }
             }
             "tools/list" => {
                 let fresh = dynamic::synced(self, snap).await;

@@ -415,6 +415,13 @@ fn finish(call: &Call<'_>, tool: &Tool, rendered: &Rendered, cache: CacheUse, st
 }
 
 /// Writes a complete `tools/call` response around a rendered fragment.
+/// The answer to a call its client cancelled (which the client ignores, but the POST needs
+/// one).
+pub(super) fn write_cancelled(out: &mut Vec<u8>, id: &RawValue, era: Era) {
+    let fragment = error_fragment("the call was cancelled by its client (notifications/cancelled)");
+    write_result(out, id, era, &fragment);
+}
+
 fn write_result(out: &mut Vec<u8>, id: &RawValue, era: Era, fragment: &[u8]) {
     out.reserve(fragment.len() + 64);
     jsonrpc::begin_result(out, id);

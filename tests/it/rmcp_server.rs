@@ -614,3 +614,62 @@ async fn progress_is_relayed_and_cancellation_reaches_the_upstream() {
         server.stop().await;
     }
 }
+
+/// A handshake-era client cancels by `notifications/cancelled` (the gateway keeps no
+/// session, so the call is found by the authenticated caller and the request id): its
+/// call ends with a cancellation answer and the upstream's handler is cancelled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handshake_client_cancels_its_own_call_by_notification() {
+    const RESOURCE: &str = "https://gateway.test/mcp";
+    let idp = crate::support::idp::Idp::start().await;
+    let port = super::mcp_target::free_port();
+    let server = RmcpServer::start(port, true, Arc::new(AtomicUsize::new(0))).await;
+    let yaml = format!(
+        "inbound:\n  resource: {RESOURCE}\n  jwt:\n    discovery_url: {}\n    audiences: [{RESOURCE}]\ntargets:\n  - name: rs\n    mcp: {{ url: \"http://127.0.0.1:{port}/mcp\" }}\n",
+        idp.discovery_url()
+    );
+    let gateway = Gateway::start(&yaml, &[]).await;
+    let token = idp.token("agent-1", RESOURCE, "").await;
+    let post = |body: Value| {
+        reqwest::Client::new()
+            .post(gateway.url())
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-11-25")
+            .header("authorization", format!("Bearer {token}"))
+            .body(body.to_string())
+            .send()
+    };
+    let held = post(json!({"jsonrpc": "2.0", "id": 41, "method": "tools/call",
+        "params": {"name": "rs___slow", "arguments": {"hold": true}}}));
+    let held = tokio::spawn(async move { held.await.unwrap().text().await.unwrap() });
+    reaches(&server.shelf.held, 1, "the call held upstream").await;
+    let cancel = post(
+        json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+        "params": {"requestId": 41, "reason": "the user pressed stop"}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(cancel.status(), 202);
+    let answer = tokio::time::timeout(Duration::from_secs(30), held)
+        .await
+        .expect("the cancelled call is answered within 30 s")
+        .unwrap();
+    let answer: Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer["id"], 41, "{answer}");
+    assert_eq!(answer["result"]["isError"], true, "{answer}");
+    assert!(
+        answer["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("cancelled by its client"),
+        "{answer}"
+    );
+    reaches(
+        &server.shelf.cancelled,
+        1,
+        "the upstream's handler cancelled",
+    )
+    .await;
+    server.stop().await;
+}
