@@ -65,6 +65,8 @@ struct TargetBuild {
     inputs: Vec<(PathBuf, Option<u64>)>,
     /// Built from something that cannot be compared (remote `$ref`s).
     volatile: bool,
+    /// The upstream's revision the tools were made from (MCP targets).
+    revision: Option<u64>,
     /// Names were made unique against other targets' tools.
     collided: bool,
     tools: Vec<Arc<Tool>>,
@@ -232,6 +234,9 @@ impl TargetBuild {
     fn reusable(&self, config: (u64, u64), used: &HashSet<Arc<str>>) -> bool {
         self.config == config
             && !self.volatile
+            && self
+                .revision
+                .is_none_or(|r| self.state.as_ref().and_then(|s| s.revision()) == Some(r))
             && !self.collided
             && self.inputs.iter().all(|(p, h)| content_hash(p) == *h)
             && !self.tools.iter().any(|t| used.contains(&t.name))
@@ -245,6 +250,7 @@ impl TargetBuild {
             config: self.config,
             inputs: self.inputs.clone(),
             volatile: false,
+            revision: self.revision,
             collided: false,
             tools: self.tools.clone(),
             summary: TargetSummary {
@@ -319,6 +325,7 @@ fn build_target(
         config,
         inputs,
         volatile: loaded.volatile,
+        revision: loaded.revision,
         collided: built.collided,
         summary: TargetSummary {
             name: name.clone(),

@@ -124,6 +124,11 @@ pub struct TargetHealth {
 pub trait TargetState: Send + Sync + 'static {
     /// How the upstream is doing, when the kind tracks it.
     fn health(&self) -> Option<TargetHealth>;
+    /// What the upstream serves now, as a number that changes when its tools do (an MCP
+    /// server's tool list): a build made from another one is rebuilt by the next load.
+    fn revision(&self) -> Option<u64> {
+        None
+    }
     /// The state as `Any`, for the kind to take its own type back.
     fn into_any(self: std::sync::Arc<Self>) -> std::sync::Arc<dyn std::any::Any + Send + Sync>;
 }
@@ -154,6 +159,8 @@ pub struct TargetTools {
     /// Whether the tools also depend on something that cannot be fingerprinted (remote
     /// `$ref`s): then a reload always rebuilds the target.
     pub volatile: bool,
+    /// The [`TargetState::revision`] the tools were made from (MCP targets).
+    pub revision: Option<u64>,
     /// Parts of the source left out, with reasons.
     pub skipped: Vec<Skipped>,
     /// Non-fatal findings, prefixed with the target.

@@ -42,6 +42,8 @@ struct Shelf {
     /// Calls of `slow` holding until they are cancelled, and those cancelled so far.
     held: watch::Sender<usize>,
     cancelled: watch::Sender<usize>,
+    /// `tools/list` requests answered.
+    lists: Arc<AtomicUsize>,
 }
 
 fn tool_list() -> Vec<Value> {
@@ -120,6 +122,7 @@ impl ServerHandler for Shelf {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
+        self.lists.fetch_add(1, Ordering::Relaxed);
         let tools = self.tools.lock().unwrap().clone();
         Ok(serde_json::from_value(json!({ "tools": tools })).unwrap())
     }
@@ -199,6 +202,7 @@ impl RmcpServer {
             grown,
             held: watch::Sender::new(0),
             cancelled: watch::Sender::new(0),
+            lists: Arc::default(),
         };
         let factory = shelf.clone();
         let service: StreamableHttpService<Shelf, LocalSessionManager> = StreamableHttpService::new(
@@ -378,18 +382,26 @@ async fn an_rmcp_server_is_federated_with_its_notifications_in_both_eras() {
 /// `listing: dynamic`: every `tools/list` asks the server, so a tool it adds or removes
 /// without announcing anything is seen at once (and a tool never listed can be called),
 /// while a gateway with a `listing: default` target of the same server keeps its copy until
-/// `refresh`.
+/// `refresh`. The reload that serves the change re-lists only that server: another MCP
+/// target of the gateway is kept as it was.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dynamically_listed_server_is_asked_on_every_list() {
     for legacy in [false, true] {
         let era = if legacy { "handshake" } else { "2026-07-28" };
         let port = super::mcp_target::free_port();
         let server = RmcpServer::start(port, legacy, Arc::new(AtomicUsize::new(0))).await;
+        let other_port = super::mcp_target::free_port();
+        let other = RmcpServer::start(other_port, legacy, Arc::new(AtomicUsize::new(0))).await;
         let yaml = format!(
             "targets:\n  - name: live\n    mcp: {{ url: \"http://127.0.0.1:{port}/mcp\", listing: dynamic, refresh: 1h }}\n"
         );
-        let gateway = Gateway::start(&yaml, &[]).await;
+        let gateway = Gateway::start(
+            &format!("{yaml}  - name: other\n    mcp: {{ url: \"http://127.0.0.1:{other_port}/mcp\", refresh: 1h }}\n"),
+            &[],
+        )
+        .await;
         let copy = Gateway::start(&yaml.replace("listing: dynamic, ", ""), &[]).await;
+        let other_lists = other.shelf.lists.load(Ordering::Relaxed);
         let quiet = |name: &str| {
             server.shelf.tools.lock().unwrap().push(json!({
                 "name": name, "description": "Added without a notification.",
@@ -411,6 +423,15 @@ async fn a_dynamically_listed_server_is_asked_on_every_list() {
         assert_eq!(
             text_of(&call(&gateway, "live___grown_listed", json!({})).await),
             "grown_listed here"
+        );
+        assert!(
+            names.contains(&"other___add".to_string()),
+            "{era}: {names:?}"
+        );
+        assert_eq!(
+            other.shelf.lists.load(Ordering::Relaxed),
+            other_lists,
+            "{era}: the reload kept the unchanged target without asking its server"
         );
 
         // Called before any list shows it: the unknown name makes the gateway ask.
@@ -445,6 +466,7 @@ async fn a_dynamically_listed_server_is_asked_on_every_list() {
         assert!(error.to_string().contains("Unknown tool"), "{era}: {error}");
         mcp.cancel().await.unwrap();
         server.stop().await;
+        other.stop().await;
     }
 }
 

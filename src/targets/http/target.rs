@@ -121,6 +121,7 @@ pub fn load(
         document,
         inputs,
         volatile: converted.remote_refs,
+        revision: None,
         skipped: converted.skipped,
         warnings: converted
             .warnings

@@ -233,6 +233,7 @@ pub fn load(
         document: loaded.source,
         inputs,
         volatile: false,
+        revision: None,
         skipped: Vec::new(),
         warnings: loaded.warnings,
         state: None,

@@ -313,16 +313,14 @@ impl HttpUpstream {
     ) -> Result<(Option<Result<Box<RawValue>, McpError>>, Option<HeaderValue>), McpError> {
         let is_request = !method.starts_with("notifications/");
         let id = is_request.then(|| self.next_id.fetch_add(1, Ordering::Relaxed));
-        let base = session.modern().then_some(self.meta.as_str());
-        let with_token;
-        let meta = match progress {
-            Some((token, _)) => {
-                with_token = wire::meta_with_progress(base, token);
-                Some(with_token.as_str())
-            }
-            None => base,
-        };
-        let body = Bytes::from(wire::frame(id, method, params, meta));
+        let meta = session.modern().then_some(self.meta.as_str());
+        let body = Bytes::from(wire::frame_with_progress(
+            id,
+            method,
+            params,
+            meta,
+            progress.map(|(t, _)| t),
+        ));
         let token = self.dynamic_token(caller).await?;
         let mut guard = CancelOnDrop {
             upstream: self,

@@ -93,6 +93,10 @@ impl TargetState for McpUpstream {
         Some(self.health.lock().expect("not poisoned").clone())
     }
 
+    fn revision(&self) -> Option<u64> {
+        Some(self.listed())
+    }
+
     fn into_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync> {
         self
     }
@@ -656,13 +660,14 @@ pub fn load(
         ((listed, version), offered)
     })
     .map_err(target_error)?;
+    // Made from no list at all (the upstream is down): stale to any list it answers.
+    let revision = if listed.0.is_ok() {
+        upstream.listed()
+    } else {
+        NOTHING_LISTED
+    };
     if upstream.listing == Listing::Dynamic {
-        // Made from no list at all (the upstream is down): stale to any list it answers.
-        offered.dynamic = Some(if listed.0.is_ok() {
-            upstream.listed()
-        } else {
-            NOTHING_LISTED
-        });
+        offered.dynamic = Some(revision);
     }
     let mut warnings = Vec::new();
     let tools = match listed {
@@ -700,7 +705,9 @@ pub fn load(
         specs,
         document: std::path::PathBuf::from(mcp.describe()),
         inputs: Vec::new(),
-        volatile: true,
+        // Kept by the next load while the tool list is the one it was made from.
+        volatile: false,
+        revision: Some(revision),
         skipped,
         warnings,
         offered: Some((offered, upstream.clone())),

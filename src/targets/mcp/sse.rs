@@ -107,7 +107,6 @@ impl SseUpstream {
     ) -> Result<Box<RawValue>, McpError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let token = progress.map(|(t, _)| t);
-        let meta = token.map(|t| wire::meta_with_progress(None, t));
         let rx = connection.pending.wait(id, progress);
         let mut guard = Cancel {
             upstream: self,
@@ -119,7 +118,7 @@ impl SseUpstream {
         let sent = self
             .post(
                 &connection.post,
-                wire::frame(Some(id), method, params, meta.as_deref()),
+                wire::frame_with_progress(Some(id), method, params, None, token),
             )
             .await;
         if let Err(e) = sent {

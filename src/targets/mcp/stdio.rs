@@ -133,19 +133,11 @@ impl StdioUpstream {
         progress: Option<(u64, &Progress)>,
     ) -> Result<Box<RawValue>, McpError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let base = (running.version == MODERN_VERSION).then_some(self.meta.as_str());
-        let with_token;
-        let meta = match progress {
-            Some((token, _)) => {
-                with_token = wire::meta_with_progress(base, token);
-                Some(with_token.as_str())
-            }
-            None => base,
-        };
-        let mut line = wire::frame(Some(id), method, params, meta);
+        let meta = (running.version == MODERN_VERSION).then_some(self.meta.as_str());
+        let token = progress.map(|(t, _)| t);
+        let mut line = wire::frame_with_progress(Some(id), method, params, meta, token);
         line.push(b'\n');
         let rx = running.pending.wait(id, progress);
-        let token = progress.map(|(t, _)| t);
         if running.writer.send(line).await.is_err() {
             running.pending.forget(id, token);
             return Err(McpError::Transport(format!(

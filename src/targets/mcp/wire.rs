@@ -23,13 +23,27 @@ pub(super) fn modern_meta() -> String {
 
 /// `meta` (the `"_meta":{...}` member of [`modern_meta`], or none) with the gateway's
 /// `progressToken` for one call added.
-pub(super) fn meta_with_progress(meta: Option<&str>, token: u64) -> String {
+fn meta_with_progress(meta: Option<&str>, token: u64) -> String {
     let rest = meta
         .and_then(|m| m.strip_prefix("\"_meta\":{"))
         .filter(|r| *r != "}");
     match rest {
         Some(rest) => format!("\"_meta\":{{\"progressToken\":{token},{rest}"),
         None => format!("\"_meta\":{{\"progressToken\":{token}}}"),
+    }
+}
+
+/// [`frame`], with the gateway's `progressToken` for the call added to `meta` when given.
+pub(super) fn frame_with_progress(
+    id: Option<u64>,
+    method: &str,
+    params: Option<&[u8]>,
+    meta: Option<&str>,
+    progress: Option<u64>,
+) -> Vec<u8> {
+    match progress {
+        Some(token) => frame(id, method, params, Some(&meta_with_progress(meta, token))),
+        None => frame(id, method, params, meta),
     }
 }
 
@@ -347,6 +361,65 @@ mod tests {
         let value: serde_json::Value =
             serde_json::from_slice(&frame(Some(2), "ping", None, Some(meta))).unwrap();
         assert_eq!(value["params"], serde_json::json!({"_meta": {}}));
+    }
+
+    #[test]
+    fn the_gateway_progress_token_goes_into_meta_and_is_recognized() {
+        let modern = modern_meta();
+        for meta in [None, Some(modern.as_str())] {
+            let framed: serde_json::Value = serde_json::from_slice(&frame_with_progress(
+                Some(3),
+                "tools/call",
+                Some(br#"{"name":"t","arguments":{}}"#),
+                meta,
+                Some(42),
+            ))
+            .unwrap();
+            let params = &framed["params"];
+            assert_eq!(params["_meta"]["progressToken"], 42, "{framed}");
+            assert_eq!(params["name"], "t", "{framed}");
+            assert_eq!(
+                params["_meta"]
+                    .get("io.modelcontextprotocol/protocolVersion")
+                    .is_some(),
+                meta.is_some(),
+                "{framed}"
+            );
+        }
+        let note = br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":42,"progress":1}}"#;
+        let incoming: Incoming = serde_json::from_slice(note).unwrap();
+        assert!(incoming.progress_for(42).is_some());
+        assert!(incoming.progress_for(4).is_none(), "another call's token");
+        let answer: Incoming =
+            serde_json::from_slice(br#"{"jsonrpc":"2.0","id":42,"result":{}}"#).unwrap();
+        assert!(
+            answer.progress_for(42).is_none(),
+            "a response is no progress"
+        );
+    }
+
+    #[tokio::test]
+    async fn progress_reaches_the_caller_with_its_own_token_on_one_sse_line() {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+        let token = RawValue::from_string(r#""client-7""#.into()).unwrap();
+        let relay = Progress::new(&token, tx);
+        let params = RawValue::from_string(
+            "{\"progressToken\":42,\n \"progress\": 2,\"total\":4,\"message\":\"half\"}".into(),
+        )
+        .unwrap();
+        relay.relay(&params);
+        let event = String::from_utf8(rx.recv().await.unwrap().to_vec()).unwrap();
+        let data = event
+            .strip_prefix("event: message\ndata: ")
+            .and_then(|d| d.strip_suffix("\n\n"))
+            .expect("one SSE event");
+        assert!(!data.contains('\n'), "{event:?}");
+        let message: serde_json::Value = serde_json::from_str(data).unwrap();
+        assert_eq!(message["method"], "notifications/progress");
+        assert_eq!(message["params"]["progressToken"], "client-7");
+        assert_eq!(message["params"]["progress"], 2);
+        assert_eq!(message["params"]["total"], 4);
+        assert_eq!(message["params"]["message"], "half");
     }
 
     #[test]
