@@ -433,12 +433,15 @@ async fn with_progress(
             () = progress_tx.closed() => {}
         }
     });
+    // Progress is queued before the reply is sent: checked first, it is never lost to a
+    // reply that is ready at the same poll.
     let first = tokio::select! {
+        biased;
+        first = progress_rx.recv() => first,
         reply = &mut reply_rx => match reply {
             Ok(reply) => return respond(reply, accept),
             Err(_) => return plain_error(&RpcError::new(ErrorKind::Internal, "the call ended without an answer")),
         },
-        first = progress_rx.recv() => first,
     };
     let (tx, rx) = mpsc::channel::<Bytes>(PROGRESS_BUFFER);
     if let Some(first) = first {
@@ -447,6 +450,7 @@ async fn with_progress(
     tokio::spawn(async move {
         loop {
             tokio::select! {
+                biased;
                 chunk = progress_rx.recv() => match chunk {
                     Some(chunk) => if tx.send(chunk).await.is_err() { return },
                     None => break,
