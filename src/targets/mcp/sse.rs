@@ -138,26 +138,7 @@ impl SseUpstream {
 
     /// POSTs one message to the endpoint the stream announced.
     async fn post(&self, to: &Uri, body: Vec<u8>) -> Result<(), McpError> {
-        let builder = Request::post(to).header(CONTENT_TYPE, "application/json");
-        let builder = super::http::with_credentials(builder, to, self.credentials.as_ref())?;
-        let request = builder
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| McpError::Protocol(e.to_string()))?;
-        let response = self
-            .http
-            .request_streaming(request)
-            .await
-            .map_err(|e| McpError::Transport(e.to_string()))?;
-        let status = response.status().as_u16();
-        let _ = response.into_body().collect().await;
-        if (200..300).contains(&status) {
-            Ok(())
-        } else {
-            Err(McpError::Status {
-                status,
-                excerpt: String::new(),
-            })
-        }
+        post_message(&self.http, self.credentials.as_ref(), to, body).await
     }
 
     /// The open connection, opened (and initialized) when there is none.
@@ -274,6 +255,34 @@ impl SseUpstream {
     }
 }
 
+/// POSTs one message to `to` with the target's static credentials.
+async fn post_message(
+    http: &HttpClient,
+    credentials: Option<&CredentialProvider>,
+    to: &Uri,
+    body: Vec<u8>,
+) -> Result<(), McpError> {
+    let builder = Request::post(to).header(CONTENT_TYPE, "application/json");
+    let builder = super::http::with_credentials(builder, to, credentials)?;
+    let request = builder
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|e| McpError::Protocol(e.to_string()))?;
+    let response = http
+        .request_streaming(request)
+        .await
+        .map_err(|e| McpError::Transport(e.to_string()))?;
+    let status = response.status().as_u16();
+    let _ = response.into_body().collect().await;
+    if (200..300).contains(&status) {
+        Ok(())
+    } else {
+        Err(McpError::Status {
+            status,
+            excerpt: String::new(),
+        })
+    }
+}
+
 /// Tells the server that the gateway stopped waiting for request `id`, when dropped while
 /// still armed.
 struct Cancel<'a> {
@@ -296,14 +305,7 @@ impl Drop for Cancel<'_> {
         let (http, credentials) = (u.http.clone(), u.credentials.clone());
         let (to, id) = (self.connection.post.clone(), self.id);
         runtime.spawn(async move {
-            let builder = Request::post(&to).header(CONTENT_TYPE, "application/json");
-            let Ok(builder) = super::http::with_credentials(builder, &to, credentials.as_ref())
-            else {
-                return;
-            };
-            if let Ok(request) = builder.body(Full::new(Bytes::from(wire::cancelled(id)))) {
-                let _ = http.request_streaming(request).await;
-            }
+            let _ = post_message(&http, credentials.as_ref(), &to, wire::cancelled(id)).await;
         });
     }
 }
