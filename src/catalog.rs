@@ -358,6 +358,8 @@ pub struct Catalog {
     /// Per MCP target with resources or templates: its server and policy (a templated URI
     /// is read from its target).
     sources: HashMap<Arc<str>, (Arc<crate::targets::mcp::McpUpstream>, ToolPolicy)>,
+    /// The search tool, when `gateway.search` is enabled.
+    search: Option<Arc<crate::search::ToolSearch>>,
 }
 
 impl Catalog {
@@ -411,6 +413,24 @@ impl Catalog {
         }
         self.offerings = offerings;
         self
+    }
+
+    /// The same catalog with `search` as its search tool (part of what it lists, so part
+    /// of its generation).
+    pub fn with_search(mut self, search: Arc<crate::search::ToolSearch>) -> Self {
+        let mut hasher = std::hash::DefaultHasher::new();
+        self.generation.hash(&mut hasher);
+        search.definition().get().hash(&mut hasher);
+        search.pinned().hash(&mut hasher);
+        (search.listing() == crate::config::SearchListing::SearchOnly).hash(&mut hasher);
+        self.generation = hasher.finish();
+        self.search = Some(search);
+        self
+    }
+
+    /// The search tool, when enabled.
+    pub fn search(&self) -> Option<&Arc<crate::search::ToolSearch>> {
+        self.search.as_ref()
     }
 
     /// The prompts, resources and templates of the upstream MCP servers.

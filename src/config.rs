@@ -115,6 +115,8 @@ pub struct GatewaySettings {
     /// Most `/mcp` requests in flight at once; more are refused at once with 503 and
     /// `Retry-After` (load shedding), counted in `toolgate_requests_shed_total`.
     pub max_concurrent_requests: usize,
+    /// The search tool (`gateway.search`): off unless enabled.
+    pub search: SearchConfig,
 }
 
 impl Default for GatewaySettings {
@@ -132,8 +134,117 @@ impl Default for GatewaySettings {
             shutdown_grace: Duration::from_secs(30),
             description_budget: crate::openapi::DescriptionBudget::DEFAULT,
             max_concurrent_requests: 1024,
+            search: SearchConfig::default(),
         }
     }
+}
+
+/// `gateway.search`: a tool that finds tools by what they do, for catalogs too large to
+/// list to a model.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SearchConfig {
+    /// Whether the search tool is served.
+    pub enabled: bool,
+    /// Its name (AgentCore Gateway's by default, so agents written for it work unchanged).
+    pub tool_name: String,
+    /// Tools returned when the call gives no `limit`.
+    pub limit: usize,
+    /// The most tools one call may ask for.
+    pub max_limit: usize,
+    /// What `tools/list` shows: `all` (the search tool, then every tool) or `search_only`
+    /// (the search tool and the `pinned` tools; every tool stays callable by name).
+    pub list: SearchListing,
+    /// Tool names (globs: `*` within a name) listed beside the search tool with
+    /// `list: search_only`.
+    pub pinned: Vec<String>,
+    /// A static embedding model directory (model2vec format, e.g. made by
+    /// `toolgate search distill`); relative to this file. Without one, search is lexical.
+    pub model: Option<PathBuf>,
+    /// Which rankings answer: `hybrid` (default), `lexical` or `dense`.
+    pub mode: SearchMode,
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            tool_name: "x_amz_bedrock_agentcore_search".into(),
+            limit: 10,
+            max_limit: 50,
+            list: SearchListing::All,
+            pinned: Vec::new(),
+            model: None,
+            mode: SearchMode::Hybrid,
+        }
+    }
+}
+
+impl SearchConfig {
+    fn validate(&self, path: &Path, charset: NameCharset) -> Result<(), ConfigError> {
+        let dot_ok = charset == NameCharset::Mcp;
+        let name = &self.tool_name;
+        if name.is_empty()
+            || name.len() > 128
+            || !name
+                .chars()
+                .all(|c| crate::catalog::is_name_char(c) && (dot_ok || c != '.'))
+        {
+            return Err(ConfigError::file(
+                path,
+                format!(
+                    "gateway.search.tool_name `{name}` must be 1 to 128 characters of A-Z a-z 0-9 _ -{}",
+                    if dot_ok { " ." } else { "" }
+                ),
+            ));
+        }
+        if !(1..=1000).contains(&self.max_limit) || !(1..=self.max_limit).contains(&self.limit) {
+            return Err(ConfigError::file(
+                path,
+                format!(
+                    "gateway.search.limit ({}) must be between 1 and max_limit ({}), and max_limit at most 1000",
+                    self.limit, self.max_limit
+                ),
+            ));
+        }
+        if self.mode == SearchMode::Dense && self.model.is_none() {
+            return Err(ConfigError::file(
+                path,
+                "gateway.search.mode: dense needs gateway.search.model (a static embedding model directory, made by `toolgate search distill`)",
+            ));
+        }
+        for pattern in &self.pinned {
+            if let Err(e) = globset::Glob::new(pattern) {
+                return Err(ConfigError::file(
+                    path,
+                    format!("gateway.search.pinned: `{pattern}` is not a valid glob: {e}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `gateway.search.list`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SearchListing {
+    /// The search tool, then every tool.
+    All,
+    /// The search tool and the pinned tools only.
+    SearchOnly,
+}
+
+/// `gateway.search.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SearchMode {
+    /// Lexical and dense rankings fused (lexical alone without a model).
+    Hybrid,
+    /// BM25F over words.
+    Lexical,
+    /// Embedding similarity (needs `model`).
+    Dense,
 }
 
 /// Smallest `description_budget` accepted (characters).
@@ -716,6 +827,7 @@ impl Config {
                 "gateway.max_concurrent_requests must be at least 1",
             ));
         }
+        self.gateway.search.validate(path, naming.charset)?;
         if self.gateway.page_size == 0 {
             return Err(ConfigError::file(
                 path,

@@ -208,9 +208,38 @@ fn build(
             .dynamic
             .extend(b.offerings.dynamic.iter().cloned());
     }
+    let mut catalog = Catalog::from_tools(tools).with_offerings(offerings);
+    let search = &config.gateway.search;
+    if search.enabled {
+        if let Some(tool) = catalog.get(&search.tool_name) {
+            return Err(LoadError::Config(ConfigError::file(
+                path,
+                format!(
+                    "gateway.search.tool_name `{}` is also the name of a tool of target `{}`; choose another name for the search tool",
+                    search.tool_name, tool.target
+                ),
+            )));
+        }
+        let previous_search = previous.and_then(|p| p.catalog.search()).map(|s| &**s);
+        let (built, report) =
+            crate::search::ToolSearch::build(search, path, catalog.tools(), previous_search)
+                .map_err(|e| LoadError::Config(ConfigError::file(path, e)))?;
+        tracing::info!(
+            tools = report.tools,
+            dense = report.dense,
+            seconds = report.seconds,
+            "search index built"
+        );
+        for pattern in &report.unmatched_pins {
+            warnings.push(format!(
+                "gateway.search.pinned: `{pattern}` matches no tool"
+            ));
+        }
+        catalog = catalog.with_search(Arc::new(built));
+    }
     Ok(Loaded {
         targets: builds.iter().map(|b| b.summary.clone()).collect(),
-        catalog: Arc::new(Catalog::from_tools(tools).with_offerings(offerings)),
+        catalog: Arc::new(catalog),
         config,
         config_file: path.to_path_buf(),
         warnings,

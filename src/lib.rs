@@ -15,6 +15,7 @@ pub mod mcp;
 pub mod metrics;
 pub mod openapi;
 pub mod reload;
+pub mod search;
 pub mod server;
 pub mod targets;
 pub mod telemetry;

@@ -15,6 +15,7 @@ mod initialize;
 pub mod jsonrpc;
 mod lists;
 mod stream;
+mod tool_search;
 mod tools_call;
 mod tools_list;
 pub mod transport;

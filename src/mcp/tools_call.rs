@@ -52,6 +52,12 @@ pub(super) async fn handle(
     if call.era == Era::Modern {
         check_name_header(call, &params.name)?;
     }
+    if let Some(search) = call.snap.catalog().search()
+        && *params.name == *search.name()
+    {
+        super::tool_search::answer(call, search, params.arguments.as_ref(), out);
+        return Ok(());
+    }
     let Some(tool) = call.snap.catalog().get(&params.name) else {
         return Err(
             RpcError::invalid_params(format!("Unknown tool: {}", params.name))

@@ -9,6 +9,7 @@ use serde_json::value::RawValue;
 
 use super::jsonrpc::{self, RpcError};
 use super::{Call, Era, write_result_type};
+use crate::config::SearchListing;
 
 /// Encodes a page offset in the list of `generation` as a cursor.
 fn encode_cursor(generation: u64, offset: usize) -> String {
@@ -34,25 +35,34 @@ pub(super) fn handle(
 ) -> Result<(), RpcError> {
     let params = super::lists::parse_params(params)?;
     let catalog = call.snap.catalog();
-    let all = catalog.tools();
+    let search = catalog.search();
+    let search_only = search.is_some_and(|s| s.listing() == SearchListing::SearchOnly);
     // When some tool is not open to everyone, a caller sees only the tools it may call
-    // (pages and cursors count over that view).
+    // (pages and cursors count over that view); `search_only` lists only the pinned tools.
     let visible: Vec<std::sync::Arc<crate::catalog::Tool>>;
-    let tools = if catalog.has_policies() {
-        visible = all
-            .iter()
+    let tools = if search_only || catalog.has_policies() {
+        let all = catalog.tools();
+        let candidates: Box<dyn Iterator<Item = &std::sync::Arc<crate::catalog::Tool>>> =
+            match search.filter(|_| search_only) {
+                Some(s) => Box::new(s.pinned().iter().map(|&i| &all[i])),
+                None => Box::new(all.iter()),
+            };
+        visible = candidates
             .filter(|t| t.policy.missing(call.caller).is_none())
             .cloned()
             .collect();
         &visible[..]
     } else {
-        all
+        catalog.tools()
     };
+    // The search tool comes first, on the first page.
+    let lead = search.map(|s| s.definition());
+    let total = tools.len() + usize::from(lead.is_some());
     let generation = catalog.generation();
     let start = match params.cursor.as_deref() {
         None => 0,
         Some(c) => match decode_cursor(c) {
-            Some((g, offset)) if g == generation && offset <= tools.len() => offset,
+            Some((g, offset)) if g == generation && offset <= total => offset,
             Some((_, _)) => {
                 return Err(RpcError::invalid_params(
                     "stale cursor: the tool list changed since this cursor was issued (the gateway reloaded); list again without a cursor",
@@ -65,18 +75,27 @@ pub(super) fn handle(
             }
         },
     };
-    let end = (start + call.snap.settings().page_size).min(tools.len());
-    let page = &tools[start..end];
+    let end = (start + call.snap.settings().page_size).min(total);
+    let skip = usize::from(lead.is_some());
+    let lead = lead.filter(|_| start == 0);
+    let page = &tools[start.saturating_sub(skip)..end - skip.min(end)];
     out.reserve(
         page.iter()
             .map(|t| t.definition.get().len() + 1)
             .sum::<usize>()
+            + lead.map_or(0, |d| d.get().len())
             + 128,
     );
     jsonrpc::begin_result(out, call.id);
     out.push(b'{');
     write_result_type(out, call.era);
     out.extend_from_slice(b"\"tools\":[");
+    if let Some(definition) = lead {
+        out.extend_from_slice(definition.get().as_bytes());
+        if !page.is_empty() {
+            out.push(b',');
+        }
+    }
     for (i, tool) in page.iter().enumerate() {
         if i > 0 {
             out.push(b',');
@@ -84,7 +103,7 @@ pub(super) fn handle(
         out.extend_from_slice(tool.definition.get().as_bytes());
     }
     out.push(b']');
-    if end < tools.len() {
+    if end < total {
         out.extend_from_slice(b",\"nextCursor\":");
         jsonrpc::write_json_str(out, &encode_cursor(generation, end));
     }

@@ -20,5 +20,6 @@ mod openapi_oracle;
 mod reload;
 mod remote_refs;
 mod rmcp_server;
+mod search;
 mod serve_process;
 mod traces;
