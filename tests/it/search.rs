@@ -438,3 +438,88 @@ async fn the_static_model_finds_tools_by_meaning() {
     );
     assert_eq!(fused[0], "slack___chat_postMessage", "{fused:?}");
 }
+
+fn toolgate(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_toolgate"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_container_config_checks_with_the_model_and_the_cli_answers_queries() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let shipped = std::fs::read_to_string(root.join("deploy/container/gateway.yaml")).unwrap();
+    assert!(
+        shipped.contains("model: /usr/share/toolgate/search-model"),
+        "{shipped}"
+    );
+    let config = shipped
+        .replace(
+            "/usr/share/toolgate/search-model",
+            model_dir().to_str().unwrap(),
+        )
+        .replace(
+            "specs/restaurants.yaml",
+            root.join("specs/restaurants.yaml").to_str().unwrap(),
+        );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.yaml");
+    std::fs::write(&path, config).unwrap();
+    let path = path.to_str().unwrap();
+
+    let (code, stdout, stderr) = toolgate(&["check", "--config", path]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains(
+            "search tool x_amz_bedrock_agentcore_search: 4 tools indexed, lexical and dense"
+        ),
+        "{stdout}"
+    );
+    let (code, stdout, stderr) = toolgate(&[
+        "search",
+        "query",
+        "--config",
+        path,
+        "--limit",
+        "2",
+        "reserve a table for dinner",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let first = stdout.lines().next().unwrap_or_default();
+    assert!(
+        first.contains("1. restaurants___createReservation"),
+        "{stdout}"
+    );
+    assert_eq!(stdout.lines().count(), 2, "{stdout}");
+    let (code, _, stderr) =
+        toolgate(&["search", "query", "--config", path, "--mode", "fuzzy", "x"]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("expected hybrid, lexical or dense"),
+        "{stderr}"
+    );
+
+    // Distilling from a directory that is not a model says which file is missing.
+    let empty = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let (code, _, stderr) = toolgate(&[
+        "search",
+        "distill",
+        "--from",
+        empty.path().to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("No such file") && stderr.contains(empty.path().to_str().unwrap()),
+        "{stderr}"
+    );
+    assert!(!out.join("model.safetensors").exists());
+}
