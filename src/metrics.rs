@@ -163,6 +163,10 @@ pub struct Metrics {
     pub requests_shed: IntCounter,
     /// Open notification streams (GET streams and `subscriptions/listen`).
     pub notification_streams: prometheus::IntGauge,
+    /// Calls of the search tool by outcome (`ok`, `empty`, `invalid_arguments`).
+    pub search_calls: IntCounterVec,
+    /// Time to answer a call of the search tool.
+    pub search_duration: Histogram,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -331,9 +335,32 @@ impl Metrics {
                 "toolgate_notification_streams",
                 "Open notification streams (handshake-era GET streams and subscriptions/listen).",
             ),
+            search_calls: counter(
+                &registry,
+                "toolgate_search_calls_total",
+                "Calls of the search tool (gateway.search) by outcome: ok, empty (nothing matched), invalid_arguments.",
+                &["outcome"],
+            ),
+            search_duration: {
+                let h = Histogram::with_opts(
+                    HistogramOpts::new(
+                        "toolgate_search_duration_seconds",
+                        "Time to answer a call of the search tool (ranking and writing the answer).",
+                    )
+                    .buckets(DURATION_BUCKETS.to_vec()),
+                )
+                .expect("valid metric");
+                registry
+                    .register(Box::new(h.clone()))
+                    .expect("metric registered once");
+                h
+            },
             mcp_request_counters: Vec::new(),
             registry,
         };
+        for outcome in ["ok", "empty", "invalid_arguments"] {
+            metrics.search_calls.with_label_values(&[outcome]);
+        }
         metrics.mcp_request_counters = METHODS
             .iter()
             .flat_map(|m| REVISIONS.iter().map(move |r| (*m, *r)))

@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::jsonrpc;
 use super::{Call, Era, write_result_type};
+use crate::metrics::Metrics;
 use crate::search::{MAX_QUERY_CHARS, ToolSearch};
 
 /// Answers a call of the search tool with `arguments`.
@@ -16,6 +17,7 @@ pub(super) fn answer(
     call: &Call<'_>,
     search: &ToolSearch,
     arguments: Option<&Value>,
+    metrics: &Metrics,
     out: &mut Vec<u8>,
 ) {
     let started = Instant::now();
@@ -28,7 +30,7 @@ pub(super) fn answer(
             jsonrpc::write_json_str(out, &problem);
             out.extend_from_slice(b"}],\"isError\":true}");
             jsonrpc::end_result(out);
-            log(call, search, "invalid_arguments", 0, started);
+            log(call, search, metrics, "invalid_arguments", 0, started);
             return;
         }
         Ok((query, limit)) => {
@@ -61,7 +63,8 @@ pub(super) fn answer(
     out.extend_from_slice(&list);
     out.extend_from_slice(b",\"isError\":false}");
     jsonrpc::end_result(out);
-    log(call, search, "ok", hits.len(), started);
+    let outcome = if hits.is_empty() { "empty" } else { "ok" };
+    log(call, search, metrics, outcome, hits.len(), started);
 }
 
 /// The query and limit of the arguments, or what is wrong with them.
@@ -116,7 +119,18 @@ fn parse<'a>(
     Ok((query, limit))
 }
 
-fn log(call: &Call<'_>, search: &ToolSearch, outcome: &str, hits: usize, started: Instant) {
+fn log(
+    call: &Call<'_>,
+    search: &ToolSearch,
+    metrics: &Metrics,
+    outcome: &str,
+    hits: usize,
+    started: Instant,
+) {
+    metrics.search_calls.with_label_values(&[outcome]).inc();
+    metrics
+        .search_duration
+        .observe(started.elapsed().as_secs_f64());
     // The query is the caller's text: its length is logged, not its content.
     tracing::info!(
         target: "toolgate::call",

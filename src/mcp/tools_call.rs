@@ -55,7 +55,13 @@ pub(super) async fn handle(
     if let Some(search) = call.snap.catalog().search()
         && *params.name == *search.name()
     {
-        super::tool_search::answer(call, search, params.arguments.as_ref(), out);
+        super::tool_search::answer(
+            call,
+            search,
+            params.arguments.as_ref(),
+            endpoint.metrics(),
+            out,
+        );
         return Ok(());
     }
     let Some(tool) = call.snap.catalog().get(&params.name) else {

@@ -192,6 +192,22 @@ async fn bad_search_arguments_are_tool_errors_that_say_what_to_send() {
         names(&result.structured_content.unwrap()["tools"])[0],
         "api___deletePet"
     );
+    // Counted by outcome, and timed.
+    let metrics = gateway.metrics_text().await;
+    for (series, n) in [
+        (
+            "toolgate_search_calls_total{outcome=\"invalid_arguments\"} ",
+            8,
+        ),
+        ("toolgate_search_calls_total{outcome=\"empty\"} ", 1),
+        ("toolgate_search_calls_total{outcome=\"ok\"} ", 1),
+        ("toolgate_search_duration_seconds_count ", 10),
+    ] {
+        assert!(
+            metrics.contains(&format!("{series}{n}\n")),
+            "{series}{n}: {metrics}"
+        );
+    }
 }
 
 #[tokio::test]
