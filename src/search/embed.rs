@@ -358,8 +358,11 @@ fn write_model2vec(
     let view = TensorView::new(Dtype::F16, vec![vocab, dim], &bytes)
         .map_err(|e| format!("the embeddings tensor: {e}"))?;
     let model_path = out_dir.join("model.safetensors");
-    safetensors::serialize_to_file([("embeddings", view)], None, &model_path)
+    // Serialized in memory and written plainly: `serialize_to_file` goes through a temporary
+    // file, which leaves the model readable by its owner alone.
+    let file = safetensors::serialize([("embeddings", view)], None)
         .map_err(|e| format!("{}: {e}", model_path.display()))?;
+    std::fs::write(&model_path, file).map_err(|e| format!("{}: {e}", model_path.display()))?;
     let tokenizer_out = out_dir.join("tokenizer.json");
     std::fs::copy(tokenizer_path, &tokenizer_out).map_err(|e| {
         format!(
@@ -872,36 +875,21 @@ fn gelu(x: f32) -> f32 {
 /// vectorizing and made it a quarter of the distillation time. Evaluated in f64 so that
 /// rounding does not add to the approximation's error.
 fn erf(x: f32) -> f32 {
-    const P: [f64; 7] = [
-        -2.726_142_258_013_06e-10,
-        2.770_681_424_959_02e-8,
-        -2.101_024_020_825_08e-6,
-        -5.692_506_394_623_46e-5,
-        -7.349_906_303_268_55e-4,
-        -2.954_599_808_540_25e-3,
-        -1.609_603_332_624_15e-2,
-    ];
-    const Q: [f64; 5] = [
-        -1.456_607_184_649_96e-5,
-        -2.133_740_552_789_05e-4,
-        -1.682_826_974_382_03e-3,
-        -7.373_329_167_204_68e-3,
-        -1.426_473_905_141_89e-2,
-    ];
+    // Horner's scheme written out: no loop or indexing for a debug build to execute.
     let x = f64::from(x.clamp(-4.0, 4.0));
-    let x2 = x * x;
-    let mut p = P[0];
-    let mut i = 1;
-    while i < P.len() {
-        p = p * x2 + P[i];
-        i += 1;
-    }
-    let mut q = Q[0];
-    i = 1;
-    while i < Q.len() {
-        q = q * x2 + Q[i];
-        i += 1;
-    }
+    let z = x * x;
+    let p = -2.726_142_258_013_06e-10;
+    let p = p * z + 2.770_681_424_959_02e-8;
+    let p = p * z - 2.101_024_020_825_08e-6;
+    let p = p * z - 5.692_506_394_623_46e-5;
+    let p = p * z - 7.349_906_303_268_55e-4;
+    let p = p * z - 2.954_599_808_540_25e-3;
+    let p = p * z - 1.609_603_332_624_15e-2;
+    let q = -1.456_607_184_649_96e-5;
+    let q = q * z - 2.133_740_552_789_05e-4;
+    let q = q * z - 1.682_826_974_382_03e-3;
+    let q = q * z - 7.373_329_167_204_68e-3;
+    let q = q * z - 1.426_473_905_141_89e-2;
     (x * p / q) as f32
 }
 
