@@ -147,8 +147,15 @@ pub struct Hit {
     pub score: f32,
 }
 
-/// Reciprocal-rank fusion constant: how flat the contribution of lower ranks is.
-const RRF_K: f32 = 60.0;
+/// Reciprocal-rank fusion constant: how flat the contribution of lower ranks is (small:
+/// the first ranks count most). Chosen on BFCL's dev categories (BENCHMARKS.md).
+const RRF_K: f32 = 10.0;
+/// The dense ranking's weight in fusion, the lexical one's being 1: the static model is the
+/// weaker ranking alone, and helps most as a tie-breaker and for words no tool uses.
+const DENSE_WEIGHT: f32 = 0.5;
+/// The name's weight in dense vectors (lexically, names count three times; for the
+/// embedding, the words of a short name would drown its description).
+const DENSE_NAME_WEIGHT: f32 = 1.0;
 /// Candidates each ranking contributes to fusion, at least.
 const MIN_CANDIDATES: usize = 100;
 
@@ -198,8 +205,14 @@ impl Index {
             // The name without its first word (the target prefix, when there is one).
             let local = full.split_once(' ').map(|(_, rest)| rest.to_string());
             for key in std::iter::once(full).chain(local) {
-                // One-word names are ordinary words: BM25 ranks those.
-                if key.contains(' ') && key.split(' ').count() <= MAX_NAME_WORDS {
+                // Names of fewer than two words that are not stopwords (`search`, `help me`)
+                // are ordinary words: BM25 ranks those.
+                let words = key.split(' ').count();
+                let content = key
+                    .split(' ')
+                    .filter(|w| lexical::term(w).is_some())
+                    .count();
+                if content >= 2 && words <= MAX_NAME_WORDS {
                     let entry = names.entry(key.into()).or_default();
                     if entry.last() != Some(&(i as u32)) {
                         entry.push(i as u32);
@@ -266,12 +279,12 @@ impl Index {
             (Some(lexical), Some(similarity)) => {
                 let depth = (limit * 5).max(MIN_CANDIDATES);
                 let mut fused = vec![0.0f32; self.docs];
-                for ranking in [
-                    top(&lexical, depth, visible),
-                    top(&similarity, depth, visible),
+                for (weight, ranking) in [
+                    (1.0, top(&lexical, depth, visible)),
+                    (DENSE_WEIGHT, top(&similarity, depth, visible)),
                 ] {
                     for (rank, hit) in ranking.iter().enumerate() {
-                        fused[hit.doc] += 1.0 / (RRF_K + rank as f32 + 1.0);
+                        fused[hit.doc] += weight / (RRF_K + rank as f32 + 1.0);
                     }
                 }
                 top(&fused, limit, visible)
@@ -360,7 +373,12 @@ impl Dense {
                 });
                 ids.clear();
                 model.tokenize(&words, &mut ids);
-                weighted.extend(ids.iter().map(|&id| (id, field.weight)));
+                let weight = if field.weight == NAME_WEIGHT {
+                    DENSE_NAME_WEIGHT
+                } else {
+                    field.weight
+                };
+                weighted.extend(ids.iter().map(|&id| (id, weight)));
             }
             let mut distinct: Vec<u32> = weighted.iter().map(|&(id, _)| id).collect();
             distinct.sort_unstable();
