@@ -119,6 +119,8 @@ pub const FAMILIES: &[&str] = &[
     "toolgate_catalog_tools",
     "toolgate_requests_shed_total",
     "toolgate_notification_streams",
+    "toolgate_search_calls_total",
+    "toolgate_search_duration_seconds",
     "toolgate_build_info",
 ];
 
