@@ -73,36 +73,50 @@ fn parse<'a>(
     arguments: Option<&'a Value>,
 ) -> Result<(&'a str, usize), String> {
     let (default_limit, max_limit) = search.limits();
-    let usage = format!(
-        "the search tool {} takes {{\"query\": \"what you want to do\"}} and an optional \"limit\" (1 to {max_limit})",
-        search.name()
-    );
+    // Built only for an error: a well-formed call allocates nothing here.
+    let usage = || {
+        format!(
+            "the search tool {} takes {{\"query\": \"what you want to do\"}} and an optional \"limit\" (1 to {max_limit})",
+            search.name()
+        )
+    };
     let Some(Value::Object(arguments)) = arguments else {
-        return Err(format!("invalid arguments: {usage}"));
+        return Err(format!("invalid arguments: {usage}", usage = usage()));
     };
     if let Some(key) = arguments
         .keys()
         .find(|k| !matches!(k.as_str(), "query" | "limit"))
     {
         return Err(format!(
-            "invalid arguments: unknown argument `{key}`; {usage}"
+            "invalid arguments: unknown argument `{key}`; {usage}",
+            usage = usage()
         ));
     }
     let query = match arguments.get("query") {
         Some(Value::String(q)) if !q.trim().is_empty() => q.as_str(),
         Some(Value::String(_)) => {
-            return Err(format!("invalid arguments: `query` is empty; {usage}"));
+            return Err(format!(
+                "invalid arguments: `query` is empty; {usage}",
+                usage = usage()
+            ));
         }
         Some(_) => {
             return Err(format!(
-                "invalid arguments: `query` must be a string; {usage}"
+                "invalid arguments: `query` must be a string; {usage}",
+                usage = usage()
             ));
         }
-        None => return Err(format!("invalid arguments: `query` is required; {usage}")),
+        None => {
+            return Err(format!(
+                "invalid arguments: `query` is required; {usage}",
+                usage = usage()
+            ));
+        }
     };
     if query.chars().count() > MAX_QUERY_CHARS {
         return Err(format!(
-            "invalid arguments: `query` is longer than {MAX_QUERY_CHARS} characters; describe the task in a sentence or two; {usage}"
+            "invalid arguments: `query` is longer than {MAX_QUERY_CHARS} characters; describe the task in a sentence or two; {usage}",
+            usage = usage()
         ));
     }
     let limit = match arguments.get("limit") {
@@ -111,7 +125,8 @@ fn parse<'a>(
             Some(n) if (1..=max_limit as u64).contains(&n) => n as usize,
             _ => {
                 return Err(format!(
-                    "invalid arguments: `limit` must be an integer from 1 to {max_limit} (found {v}); {usage}"
+                    "invalid arguments: `limit` must be an integer from 1 to {max_limit} (found {v}); {usage}",
+                    usage = usage()
                 ));
             }
         },

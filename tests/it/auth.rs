@@ -53,7 +53,7 @@ targets:
     Gateway::start(&yaml, &[("testapi.yaml", &fixture("testapi.yaml"))]).await
 }
 
-fn indent(text: &str, n: usize) -> String {
+pub(crate) fn indent(text: &str, n: usize) -> String {
     text.lines()
         .map(|l| format!("{}{l}", " ".repeat(n)))
         .collect::<Vec<_>>()
@@ -61,7 +61,7 @@ fn indent(text: &str, n: usize) -> String {
 }
 
 /// POSTs one 2026-07-28 request with an optional bearer token.
-async fn rpc(
+pub(crate) async fn rpc(
     gateway: &Gateway,
     token: Option<&str>,
     method: &str,

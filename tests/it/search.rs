@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use rmcp::model::CallToolRequestParams;
 use serde_json::{Value, json};
 
+use crate::auth::indent;
 use crate::support::idp::Idp;
 use crate::support::*;
 
@@ -66,13 +67,6 @@ targets:
         ],
     )
     .await
-}
-
-fn indent(text: &str, n: usize) -> String {
-    text.lines()
-        .map(|l| format!("{}{l}", " ".repeat(n)))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 fn names(tools: &Value) -> Vec<String> {
@@ -276,24 +270,12 @@ targets:
     );
     let gateway = Gateway::start(&yaml, &[("testapi.yaml", &fixture("testapi.yaml"))]).await;
     let call = |token: String, query: &'static str| {
-        let url = gateway.url();
+        let gateway = &gateway;
         async move {
-            let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-                "params": {"name": SEARCH, "arguments": {"query": query, "limit": 50}, "_meta": modern_meta()}});
-            let response = reqwest::Client::new()
-                .post(url)
-                .bearer_auth(token)
-                .header("content-type", "application/json")
-                .header("accept", "application/json, text/event-stream")
-                .header("mcp-protocol-version", "2026-07-28")
-                .header("mcp-method", "tools/call")
-                .header("mcp-name", SEARCH)
-                .body(body.to_string())
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(response.status(), 200);
-            let body: Value = response.json().await.unwrap();
+            let params = json!({"name": SEARCH, "arguments": {"query": query, "limit": 50}});
+            let (status, _, body) =
+                crate::auth::rpc(gateway, Some(&token), "tools/call", params).await;
+            assert_eq!(status, 200, "{body}");
             names(&body["result"]["structuredContent"]["tools"])
         }
     };
