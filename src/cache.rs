@@ -2,7 +2,10 @@
 //! in a moka TTL cache per target. The key is the tool, its arguments in canonical form
 //! (key order, whitespace and number spelling do not split entries) and, with
 //! `scope: caller`, the caller's identity. Concurrent misses for one key make one upstream
-//! call; errors are never stored.
+//! call; errors are never stored. With `cache.shared`, a miss asks a Redis server shared
+//! by every replica before the upstream ([`shared`]).
+
+pub mod shared;
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -91,6 +94,19 @@ pub enum CacheBound {
 #[derive(Clone)]
 pub struct ResponseCache {
     inner: moka::future::Cache<CacheKey, Arc<CachedAnswer>>,
+    /// The shared second tier, when `cache.shared` is configured.
+    shared: Option<Arc<shared::TargetTier>>,
+}
+
+/// How a look-up was answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    /// From the in-process cache.
+    Hit,
+    /// From the shared tier (Redis), filling the in-process cache.
+    SharedHit,
+    /// From the upstream (or not at all: the fill's error).
+    Miss,
 }
 
 impl std::fmt::Debug for ResponseCache {
@@ -138,7 +154,21 @@ impl ResponseCache {
                 .max_capacity(n)
                 .build(),
         };
-        Self { inner }
+        Self {
+            inner,
+            shared: None,
+        }
+    }
+
+    /// The same cache with `tier` behind it, counting its use as `target`'s.
+    pub fn with_shared(
+        mut self,
+        tier: &Arc<shared::SharedTier>,
+        target: &str,
+        metrics: &Metrics,
+    ) -> Self {
+        self.shared = Some(Arc::new(shared::TargetTier::new(tier, target, metrics)));
+        self
     }
 
     /// Looks `key` up; on a miss runs `fill` once for all concurrent callers of the same key.
@@ -159,6 +189,56 @@ impl ResponseCache {
                 (Ok(entry.into_value()), !fresh)
             }
             Err(e) => (Err(e), false),
+        }
+    }
+
+    /// Looks `key` up in both tiers. On an in-process miss, one caller per key (the others
+    /// wait for it) asks the shared tier, if any: a hit there becomes the in-process entry
+    /// for what remains of its TTL (at most `ttl`); otherwise `fill` runs, and an answer
+    /// to keep is also stored in the shared tier, in the background. Without a shared
+    /// tier this is [`ResponseCache::get_or_fill`].
+    pub async fn lookup<F, E>(
+        &self,
+        key: CacheKey,
+        ttl: Duration,
+        fill: F,
+    ) -> (Result<Arc<CachedAnswer>, Arc<E>>, Lookup)
+    where
+        F: Future<Output = Result<Arc<CachedAnswer>, E>>,
+        E: Send + Sync + 'static,
+    {
+        let Some(tier) = &self.shared else {
+            let (answer, hit) = self.get_or_fill(key, fill).await;
+            return (answer, if hit { Lookup::Hit } else { Lookup::Miss });
+        };
+        let mut from_shared = false;
+        let tiered = async {
+            let redis_key = tier.key(&key);
+            if let Some(answer) = tier.fetch(&redis_key, ttl).await {
+                from_shared = true;
+                return Ok(answer);
+            }
+            let answer = fill.await?;
+            tier.store(redis_key, &answer);
+            Ok(answer)
+        };
+        // By reference: the key is cloned only when an entry is inserted.
+        let found = self
+            .inner
+            .entry_by_ref(&key)
+            .or_try_insert_with(tiered)
+            .await;
+        match found {
+            Ok(entry) if !entry.is_fresh() => (Ok(entry.into_value()), Lookup::Hit),
+            Ok(entry) => (
+                Ok(entry.into_value()),
+                if from_shared {
+                    Lookup::SharedHit
+                } else {
+                    Lookup::Miss
+                },
+            ),
+            Err(e) => (Err(e), Lookup::Miss),
         }
     }
 

@@ -27,6 +27,9 @@ pub struct Config {
     /// Inbound authentication of MCP callers (JWT bearer tokens).
     #[serde(default)]
     pub inbound: Option<crate::auth::inbound::InboundConfig>,
+    /// Settings of the response cache across targets (its shared Redis tier).
+    #[serde(default)]
+    pub cache: CacheSettings,
     /// The systems behind the gateway.
     #[serde(default)]
     pub targets: Vec<TargetConfig>,
@@ -109,6 +112,12 @@ pub struct GatewaySettings {
     /// How long shutdown waits for in-flight calls.
     #[serde(deserialize_with = "de_duration")]
     pub shutdown_grace: Duration,
+    /// How long shutdown keeps serving with `/readyz` failing before it stops accepting,
+    /// so a load balancer takes the replica out first (default `0s`).
+    #[serde(deserialize_with = "de_duration")]
+    pub shutdown_delay: Duration,
+    /// Signed session ids for the handshake revisions (`gateway.session`).
+    pub session: SessionConfig,
     /// Most characters of descriptions per OpenAPI tool: its description and every
     /// description in its input and output schemas (see [`crate::openapi::DescriptionBudget`]).
     pub description_budget: usize,
@@ -132,6 +141,8 @@ impl Default for GatewaySettings {
             allowed_hosts: Vec::new(),
             list_ttl: Duration::from_secs(300),
             shutdown_grace: Duration::from_secs(30),
+            shutdown_delay: Duration::ZERO,
+            session: SessionConfig::default(),
             description_budget: crate::openapi::DescriptionBudget::DEFAULT,
             max_concurrent_requests: 1024,
             search: SearchConfig::default(),
@@ -222,6 +233,105 @@ impl SearchConfig {
             }
         }
         Ok(())
+    }
+}
+
+/// `gateway.session`: handshake-era session ids signed with a key every replica shares, so
+/// any replica accepts a session another one opened. Off (no `Mcp-Session-Id` is issued)
+/// unless a key is configured.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionConfig {
+    /// The signing key (at least 32 bytes; e.g. `${TOOLGATE_SESSION_KEY}`).
+    pub key: Option<Secret>,
+    /// A file holding the key instead (relative to this file; a trailing newline is
+    /// ignored).
+    pub key_file: Option<PathBuf>,
+    /// Keys still accepted but no longer used to sign (for a rotation without cutting
+    /// sessions off).
+    pub previous_keys: Vec<Secret>,
+    /// How long a session id is accepted after `initialize` (default `24h`).
+    #[serde(deserialize_with = "de_duration")]
+    pub ttl: Duration,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            key: None,
+            key_file: None,
+            previous_keys: Vec::new(),
+            ttl: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+impl SessionConfig {
+    /// The keys, read from `key_file` when so configured; `None` when sessions are off.
+    pub fn keys(
+        &self,
+        config_file: &Path,
+    ) -> Result<Option<crate::mcp::session::SessionKeys>, ConfigError> {
+        use crate::mcp::session::{MIN_KEY_BYTES, SessionKeys};
+        let from_file;
+        let key: &[u8] = match (&self.key, &self.key_file) {
+            (None, None) => {
+                if !self.previous_keys.is_empty() {
+                    return Err(ConfigError::file(
+                        config_file,
+                        "gateway.session.previous_keys needs gateway.session.key or key_file (the key that signs new sessions)",
+                    ));
+                }
+                return Ok(None);
+            }
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::file(
+                    config_file,
+                    "gateway.session takes key or key_file, not both",
+                ));
+            }
+            (Some(key), None) => key.expose().as_bytes(),
+            (None, Some(file)) => {
+                let path = Config::resolve(config_file, file);
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    ConfigError::file(
+                        config_file,
+                        format!(
+                            "gateway.session.key_file: cannot read {}: {e}",
+                            path.display()
+                        ),
+                    )
+                })?;
+                from_file = text.trim_end_matches(['\r', '\n']).to_string();
+                from_file.as_bytes()
+            }
+        };
+        let short = |what: &str, len: usize| {
+            ConfigError::file(
+                config_file,
+                format!(
+                    "gateway.session.{what} is {len} bytes; it must be at least {MIN_KEY_BYTES} (e.g. the output of `openssl rand -base64 32`)"
+                ),
+            )
+        };
+        if key.len() < MIN_KEY_BYTES {
+            return Err(short("key", key.len()));
+        }
+        let mut previous = Vec::with_capacity(self.previous_keys.len());
+        for (i, p) in self.previous_keys.iter().enumerate() {
+            let p = p.expose().as_bytes();
+            if p.len() < MIN_KEY_BYTES {
+                return Err(short(&format!("previous_keys[{i}]"), p.len()));
+            }
+            previous.push(p);
+        }
+        if self.ttl.is_zero() {
+            return Err(ConfigError::file(
+                config_file,
+                "gateway.session.ttl must be above zero",
+            ));
+        }
+        Ok(Some(SessionKeys::new(key, &previous, self.ttl)))
     }
 }
 
@@ -420,6 +530,115 @@ pub struct CacheOverrideSettings {
     /// Scope for this tool.
     #[serde(default)]
     pub scope: Option<crate::cache::CacheScope>,
+}
+
+/// `cache:` (top level): what every target's response cache shares.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSettings {
+    /// A Redis server as a second tier behind each target's in-process cache, shared by
+    /// every replica: a URL, or `{url, timeout, max_value_bytes, key_prefix}`.
+    #[serde(default)]
+    pub shared: Option<Spanned<SharedCacheConfig>>,
+}
+
+/// `cache.shared`: where the shared tier is and how it is used.
+#[derive(Debug, Clone)]
+pub struct SharedCacheConfig {
+    /// `redis://[user:password@]host[:port][/db]`, `redis+unix:///path` or `unix:///path`.
+    pub url: RedisUrl,
+    /// Where the URL is written, when it is written as `url:` (for errors).
+    pub url_at: Option<serde_saphyr::Location>,
+    /// Longest wait for one Redis operation (default `50ms`); past it, the call goes on
+    /// as a miss.
+    pub timeout: Duration,
+    /// Largest answer stored in Redis (default `1MiB`); larger ones stay in-process only.
+    pub max_value_bytes: ByteSize,
+    /// Prefix of every key toolgate writes (default `toolgate:`).
+    pub key_prefix: String,
+}
+
+/// Settings compare by value, not by where they are written (for a reload).
+impl PartialEq for SharedCacheConfig {
+    fn eq(&self, other: &Self) -> bool {
+        self.url == other.url
+            && self.timeout == other.timeout
+            && self.max_value_bytes == other.max_value_bytes
+            && self.key_prefix == other.key_prefix
+    }
+}
+
+impl SharedCacheConfig {
+    fn of_url(url: String, url_at: Option<serde_saphyr::Location>) -> Self {
+        Self {
+            url: RedisUrl(url),
+            url_at,
+            timeout: Duration::from_millis(50),
+            max_value_bytes: ByteSize(1 << 20),
+            key_prefix: "toolgate:".into(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SharedCacheConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Settings {
+            url: Spanned<String>,
+            #[serde(default, deserialize_with = "de_opt_duration")]
+            timeout: Option<Duration>,
+            #[serde(default)]
+            max_value_bytes: Option<ByteSize>,
+            #[serde(default)]
+            key_prefix: Option<String>,
+        }
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = SharedCacheConfig;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a Redis URL (e.g. redis://127.0.0.1:6379) or {url, timeout, max_value_bytes, key_prefix}")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(SharedCacheConfig::of_url(v.to_string(), None))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let s = Settings::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                let mut config = SharedCacheConfig::of_url(s.url.value, Some(s.url.referenced));
+                config.timeout = s.timeout.unwrap_or(config.timeout);
+                config.max_value_bytes = s.max_value_bytes.unwrap_or(config.max_value_bytes);
+                config.key_prefix = s.key_prefix.unwrap_or(config.key_prefix);
+                Ok(config)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// A Redis URL: printed (`Debug`, logs, errors) with its password replaced by `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisUrl(String);
+
+impl RedisUrl {
+    /// The URL as written, password included: only for connecting.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&crate::cache::shared::redact_url(&self.0))
+    }
+}
+
+impl fmt::Display for RedisUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&crate::cache::shared::redact_url(&self.0))
+    }
 }
 
 fn default_timeout() -> Duration {
@@ -794,6 +1013,10 @@ impl Config {
         }
         if let Some(inbound) = &self.inbound {
             inbound.validate(path)?;
+        }
+        if let Some(shared) = &self.cache.shared {
+            let at = shared.value.url_at.as_ref().unwrap_or(&shared.referenced);
+            crate::cache::shared::check(&shared.value).map_err(|m| ConfigError::at(path, at, m))?;
         }
         let naming = &self.gateway.naming;
         if !(1..=128).contains(&naming.max_length) {

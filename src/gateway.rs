@@ -10,6 +10,7 @@ use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::cache::shared::SharedTier;
 use crate::cache::{CacheBound, CacheScope, ResponseCache};
 use crate::catalog::{Catalog, Naming, Tool, ToolCache, ToolPolicy, ToolSettings, ToolSpec};
 use crate::config::{CacheOverride, Config, ConfigError, PrefixMode, TargetConfig};
@@ -38,6 +39,11 @@ pub struct Loaded {
     /// Notified when an upstream's tools changed (the reloader listens); the same across
     /// reloads.
     pub changes: Arc<tokio::sync::Notify>,
+    /// The response cache's shared tier (`cache.shared`), made by the first load and kept
+    /// by every reload (a change of its settings needs a restart).
+    pub shared_cache: Option<Arc<SharedTier>>,
+    /// The keys of signed session ids, when `gateway.session` has one.
+    pub sessions: Option<Arc<crate::mcp::session::SessionKeys>>,
 }
 
 /// What one target contributed.
@@ -148,15 +154,35 @@ fn build(
 ) -> Result<Loaded, LoadError> {
     let config = Config::load(path)?;
     let mut warnings = config.warnings();
+    let sessions = config
+        .gateway
+        .session
+        .keys(path)
+        .map_err(LoadError::Config)?
+        .map(Arc::new);
     let naming = naming(&config);
     let lambda_clients = targets::lambda::Clients::build(&config, path)?;
     let changes = previous.map(|p| p.changes.clone()).unwrap_or_default();
+    let shared_cache = match previous {
+        Some(p) => p.shared_cache.clone(),
+        None => match &config.cache.shared {
+            Some(settings) => {
+                // Nothing is contacted here (`check` and `tools` load too): serving connects.
+                let tier = SharedTier::new(&settings.value).map_err(|m| {
+                    LoadError::Config(ConfigError::at(path, &settings.referenced, m))
+                })?;
+                Some(tier)
+            }
+            None => None,
+        },
+    };
     let ctx = LoadContext {
         config_file: path,
         config: &config,
         metrics,
         lambda_clients: &lambda_clients,
         changes: &changes,
+        shared_cache: shared_cache.as_ref(),
     };
     let inbound = config.inbound.is_some();
     let mut used: HashSet<Arc<str>> = HashSet::new();
@@ -246,6 +272,8 @@ fn build(
         metrics: metrics.clone(),
         builds,
         changes,
+        shared_cache,
+        sessions,
     })
 }
 
@@ -335,7 +363,7 @@ fn build_target(
         }
     })?;
     let made = loaded.specs.len();
-    let settings = tool_settings(target, inbound, ctx.metrics);
+    let settings = tool_settings(target, inbound, ctx.metrics, ctx.shared_cache);
     let built = crate::catalog::build_tools(
         &Arc::from(name.as_str()),
         loaded.specs,
@@ -497,11 +525,13 @@ const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
 /// `operations.<key>.scopes`, else the target's `scopes`) and whether and how its answers
 /// are cached (the target's `cache`, then `operations.<key>.cache`). Only the configured
 /// methods are cached (GET and HEAD by default); a tool without a method (Lambda) is
-/// cached whenever its config says so. One moka cache serves all tools of a target.
+/// cached whenever its config says so. One moka cache serves all tools of a target, with
+/// the shared tier behind it when there is one.
 fn tool_settings<'a>(
     target: &'a TargetConfig,
     inbound_auth: bool,
     metrics: &Metrics,
+    shared_tier: Option<&Arc<SharedTier>>,
 ) -> impl Fn(&ToolSpec<Binding>) -> ToolSettings + 'a {
     let base = target.cache.as_ref().map(|c| &c.value);
     let any_override = target.operations.values().any(|o| {
@@ -519,7 +549,11 @@ fn tool_settings<'a>(
             },
             None => CacheBound::Bytes(DEFAULT_CACHE_BYTES),
         };
-        ResponseCache::new(&target.name.value, bound, metrics)
+        let cache = ResponseCache::new(&target.name.value, bound, metrics);
+        match shared_tier {
+            Some(tier) => cache.with_shared(tier, &target.name.value, metrics),
+            None => cache,
+        }
     });
     let default_scope = if inbound_auth {
         CacheScope::Caller
@@ -586,15 +620,23 @@ impl Loaded {
         if self.config.demo.as_ref().map(|d| d.listen) != next.demo.as_ref().map(|d| d.listen) {
             keys.push("demo");
         }
+        // Compared with the tier that runs, which a reload keeps.
+        if self.shared_cache.as_ref().map(|t| t.settings())
+            != next.cache.shared.as_ref().map(|s| &s.value)
+        {
+            keys.push("cache.shared");
+        }
         keys
     }
 
     /// The local files the tools were built from (documents, referenced files, tool
-    /// definitions, secret files).
+    /// definitions, secret files) and the session key file.
     pub fn input_files(&self) -> Vec<PathBuf> {
+        let session_key = self.config.gateway.session.key_file.as_ref();
         self.builds
             .iter()
             .flat_map(|b| b.inputs.iter().map(|(p, _)| p.clone()))
+            .chain(session_key.map(|f| Config::resolve(&self.config_file, f)))
             .collect()
     }
 

@@ -108,6 +108,7 @@ pub const FAMILIES: &[&str] = &[
     "toolgate_upstream_responses_total",
     "toolgate_cache_requests_total",
     "toolgate_cache_evictions_total",
+    "toolgate_cache_shared_total",
     "toolgate_tool_arguments_bytes",
     "toolgate_upstream_answer_bytes",
     "toolgate_mcp_requests_total",
@@ -121,6 +122,7 @@ pub const FAMILIES: &[&str] = &[
     "toolgate_notification_streams",
     "toolgate_search_calls_total",
     "toolgate_search_duration_seconds",
+    "toolgate_sessions_total",
     "toolgate_build_info",
 ];
 
@@ -144,6 +146,7 @@ pub struct Metrics {
     upstream_status: IntCounterVec,
     cache: IntCounterVec,
     cache_evictions: IntCounterVec,
+    cache_shared: IntCounterVec,
     request_bytes: HistogramVec,
     response_bytes: HistogramVec,
     mcp_requests: IntCounterVec,
@@ -169,6 +172,8 @@ pub struct Metrics {
     pub search_calls: IntCounterVec,
     /// Time to answer a call of the search tool.
     pub search_duration: Histogram,
+    /// Session ids issued and refused (`issued`, `unknown`, `expired`, `other_caller`).
+    pub sessions: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -266,6 +271,12 @@ impl Metrics {
                 "Response cache entries removed, by cause (expired, size, replaced, explicit).",
                 &["target", "cause"],
             ),
+            cache_shared: counter(
+                &registry,
+                "toolgate_cache_shared_total",
+                "Use of the shared cache tier (cache.shared, Redis) by outcome: hit, miss, error, skipped (an outage's backoff) for look-ups; stored, too_large, error, skipped for stores.",
+                &["target", "outcome"],
+            ),
             request_bytes: histogram(
                 &registry,
                 "toolgate_tool_arguments_bytes",
@@ -357,9 +368,18 @@ impl Metrics {
                     .expect("metric registered once");
                 h
             },
+            sessions: counter(
+                &registry,
+                "toolgate_sessions_total",
+                "Handshake-era session ids (gateway.session) by event: issued, or refused as unknown (forged, altered, another key), expired, other_caller.",
+                &["event"],
+            ),
             mcp_request_counters: Vec::new(),
             registry,
         };
+        for event in ["issued", "unknown", "expired", "other_caller"] {
+            metrics.sessions.with_label_values(&[event]);
+        }
         for outcome in ["ok", "empty", "invalid_arguments"] {
             metrics.search_calls.with_label_values(&[outcome]);
         }
@@ -437,6 +457,11 @@ impl Metrics {
     /// The eviction counter of one target's cache, by cause.
     pub fn cache_evictions(&self, target: &str, cause: &str) -> IntCounter {
         self.cache_evictions.with_label_values(&[target, cause])
+    }
+
+    /// A counter of one target's use of the shared cache tier, by outcome.
+    pub fn cache_shared(&self, target: &str, outcome: &str) -> IntCounter {
+        self.cache_shared.with_label_values(&[target, outcome])
     }
 
     /// Counts one MCP request. `method` is mapped onto a fixed set; the counters are bound

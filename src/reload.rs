@@ -61,15 +61,20 @@ pub fn endpoint_settings(
             &g.allowed_hosts,
         ),
         inbound,
+        sessions: loaded.sessions.clone(),
     }
 }
 
-/// The snapshot of a first load, with its inbound authenticator (started here).
+/// The snapshot of a first load, with its inbound authenticator (started here). The shared
+/// cache tier starts connecting here too, in the background.
 pub fn first_snapshot(
     loaded: &Loaded,
     listen: std::net::SocketAddr,
     http: &HttpClient,
 ) -> (Snapshot, Option<Arc<InboundAuth>>) {
+    if let Some(tier) = &loaded.shared_cache {
+        tier.connect();
+    }
     let inbound = loaded
         .config
         .inbound

@@ -236,6 +236,8 @@ pub struct ServeOptions {
     pub admin: Option<SocketAddr>,
     /// How long shutdown waits for in-flight calls.
     pub grace: Duration,
+    /// How long shutdown keeps serving, with readiness off, before it stops accepting.
+    pub delay: Duration,
     /// Most `/mcp` requests in flight; more get 503.
     pub max_concurrent_requests: usize,
 }
@@ -248,6 +250,7 @@ impl ServeOptions {
             listen: config.listen,
             admin: config.admin,
             grace: config.gateway.shutdown_grace,
+            delay: config.gateway.shutdown_delay,
             max_concurrent_requests: config.gateway.max_concurrent_requests,
         }
     }
@@ -389,30 +392,45 @@ impl Server {
             })
         });
         let stack = mcp_stack(&state, options.max_concurrent_requests.max(1));
+        let serve = |stream: tokio::net::TcpStream, peer: SocketAddr| {
+            let _ = stream.set_nodelay(true);
+            let state = state.clone();
+            let stack = stack.clone();
+            let service = service_fn(move |req| {
+                let state = state.clone();
+                let stack = stack.clone();
+                async move { Ok::<_, Infallible>(route(&state, &stack, req).await) }
+            });
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            let connection = graceful.watch(connection.into_owned());
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+            });
+        };
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
-                (stream, peer) = accept(&listener, "mcp") => {
-                    let _ = stream.set_nodelay(true);
-                    let state = state.clone();
-                    let stack = stack.clone();
-                    let service = service_fn(move |req| {
-                        let state = state.clone();
-                        let stack = stack.clone();
-                        async move { Ok::<_, Infallible>(route(&state, &stack, req).await) }
-                    });
-                    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                    let connection = graceful.watch(connection.into_owned());
-                    tokio::spawn(async move {
-                        if let Err(e) = connection.await {
-                            tracing::debug!(%peer, error = %e, "connection ended with an error");
-                        }
-                    });
-                }
+                (stream, peer) = accept(&listener, "mcp") => serve(stream, peer),
                 () = &mut shutdown => break,
             }
         }
         state.ready.store(false, Ordering::Relaxed);
+        // Still serving while `/readyz` fails, until the load balancer has taken this
+        // replica out of rotation: no request arrives at a closed port.
+        let delay = options.delay;
+        if !delay.is_zero() {
+            tracing::info!(?delay, "shutting down: readiness off, still serving");
+            let until = tokio::time::sleep(delay);
+            tokio::pin!(until);
+            loop {
+                tokio::select! {
+                    (stream, peer) = accept(&listener, "mcp") => serve(stream, peer),
+                    () = &mut until => break,
+                }
+            }
+        }
         drop(listener);
         tracing::info!("shutting down: draining in-flight requests");
         // Long-lived notification streams end now, or no connection would ever drain.

@@ -1,5 +1,6 @@
-//! `initialize` (handshake revisions): version negotiation and capabilities. No session is
-//! created, so the handshake leaves no state behind.
+//! `initialize` (handshake revisions): version negotiation and capabilities. The handshake
+//! leaves no state behind: with `gateway.session`, the transport hands out a signed,
+//! self-contained session id (see [`super::session`]).
 
 use std::borrow::Cow;
 
@@ -23,12 +24,12 @@ struct InitializeParams<'a> {
 }
 
 /// Answers `initialize`: the requested revision when supported, else the newest handshake
-/// revision (the client then decides whether it can continue).
+/// revision (the client then decides whether it can continue). Returns the revision.
 pub(super) fn handle(
     call: &Call<'_>,
     params: Option<&RawValue>,
     out: &mut Vec<u8>,
-) -> Result<(), RpcError> {
+) -> Result<&'static str, RpcError> {
     let params: InitializeParams = match params {
         Some(p) => serde_json::from_str(p.get())
             .map_err(|e| RpcError::invalid_params(format!("invalid initialize params: {e}")))?,
@@ -61,5 +62,5 @@ pub(super) fn handle(
     }
     out.push(b'}');
     jsonrpc::end_result(out);
-    Ok(())
+    Ok(version)
 }

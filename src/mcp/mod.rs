@@ -14,6 +14,7 @@ mod dynamic;
 mod initialize;
 pub mod jsonrpc;
 mod lists;
+pub mod session;
 mod stream;
 mod tool_search;
 mod tools_call;
@@ -73,6 +74,8 @@ pub struct EndpointSettings {
     pub origins: transport::OriginPolicy,
     /// Inbound authentication, when `inbound:` is configured.
     pub inbound: Option<Arc<crate::auth::inbound::InboundAuth>>,
+    /// Keys of signed session ids (`gateway.session`); `None`: no sessions are issued.
+    pub sessions: Option<Arc<session::SessionKeys>>,
 }
 
 /// Everything one request is served from: the catalog and the settings of one load,
@@ -133,6 +136,8 @@ pub struct McpEndpoint {
 pub enum Reply {
     /// A JSON-RPC result (HTTP 200).
     Json(Vec<u8>),
+    /// The result of `initialize`, which negotiated this revision (a session may begin).
+    Initialized(Vec<u8>, &'static str),
     /// A JSON-RPC error response, sent with its kind's status and headers.
     Error(Vec<u8>, RpcError),
     /// 202 Accepted with no body (notifications and client responses).
@@ -371,7 +376,10 @@ impl McpEndpoint {
             }
             "server/discover" => discover::handle(&call, &mut out),
             "initialize" if era == Era::Legacy => {
-                initialize::handle(&call, message.params, &mut out)
+                return match initialize::handle(&call, message.params, &mut out) {
+                    Ok(version) => Reply::Initialized(out, version),
+                    Err(error) => error_reply(Some(id), error),
+                };
             }
             "ping" if era == Era::Legacy => {
                 jsonrpc::begin_result(&mut out, id);

@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::cache::{CacheKey, CacheScope, CachedAnswer};
+use crate::cache::{CacheKey, CacheScope, CachedAnswer, Lookup};
 use crate::catalog::{OutputMapping, Tool};
 use crate::metrics::Outcome;
 use crate::targets::{Answer, CacheDirectives, CallContext, UpstreamAnswer};
@@ -135,10 +135,15 @@ pub(super) async fn handle(
                     None => Err(rendered),
                 }
             };
-            match policy.cache.get_or_fill(key, fill).await {
-                (Ok(entry), hit) => {
+            match policy.cache.lookup(key, policy.ttl, fill).await {
+                (Ok(entry), lookup) => {
                     let rendered = Rendered::new(entry.fragment.clone(), Outcome::Ok);
-                    (rendered, if hit { CacheUse::Hit } else { CacheUse::Miss })
+                    let used = match lookup {
+                        Lookup::Hit => CacheUse::Hit,
+                        Lookup::SharedHit => CacheUse::SharedHit,
+                        Lookup::Miss => CacheUse::Miss,
+                    };
+                    (rendered, used)
                 }
                 (Err(shared), _) => (Rendered::clone(&shared), CacheUse::Miss),
             }
@@ -379,6 +384,8 @@ impl Rendered {
 enum CacheUse {
     Off,
     Hit,
+    /// Served from the shared tier (Redis): a hit for the caller.
+    SharedHit,
     Miss,
 }
 
@@ -406,7 +413,7 @@ fn finish(call: &Call<'_>, tool: &Tool, rendered: &Rendered, cache: CacheUse, st
     m.duration.observe(elapsed.as_secs_f64());
     m.outcome(rendered.outcome);
     match cache {
-        CacheUse::Hit => m.cache_hit.inc(),
+        CacheUse::Hit | CacheUse::SharedHit => m.cache_hit.inc(),
         CacheUse::Miss => m.cache_miss.inc(),
         CacheUse::Off => {}
     }
@@ -421,7 +428,12 @@ fn finish(call: &Call<'_>, tool: &Tool, rendered: &Rendered, cache: CacheUse, st
         status = rendered.status,
         duration_us = elapsed.as_micros() as u64,
         upstream_us = rendered.upstream.map(|d| d.as_micros() as u64),
-        cache = match cache { CacheUse::Off => "off", CacheUse::Hit => "hit", CacheUse::Miss => "miss" },
+        cache = match cache {
+            CacheUse::Off => "off",
+            CacheUse::Hit => "hit",
+            CacheUse::SharedHit => "shared_hit",
+            CacheUse::Miss => "miss",
+        },
         "tool call"
     );
 }

@@ -22,7 +22,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::jsonrpc::{self, ErrorKind, RpcError};
-use super::{McpEndpoint, Reply};
+use super::{McpEndpoint, Reply, session};
 
 /// The body of every response the gateway's listeners send: complete bytes, or a stream
 /// of SSE chunks fed by a notification task (no boxing on the request path).
@@ -262,13 +262,19 @@ where
             Err(error) => return plain_error(&auth.refusal(&error)),
         },
     };
+    let mut request = request;
+    if let Some(keys) = &settings.sessions
+        && let Some(refused) = check_session(endpoint, keys, request.headers_mut(), caller.as_ref())
+    {
+        return refused;
+    }
     if request.method() == Method::GET {
         return get_stream(endpoint, request.headers());
     }
     if request.method() != Method::POST {
         return plain_error(&RpcError::new(
             ErrorKind::MethodNotAllowed("GET, POST"),
-            "method not allowed: this endpoint takes POST (and GET for the handshake revisions' notification stream); it keeps no sessions to DELETE",
+            "method not allowed: this endpoint takes POST (and GET for the handshake revisions' notification stream); sessions are self-contained and end when they expire, so there is none to DELETE",
         ));
     }
     let content_type = request
@@ -352,7 +358,89 @@ where
     let reply = endpoint
         .handle(&snapshot, &body, &parts.headers, caller.as_ref())
         .await;
-    respond(reply, accept)
+    let session = match (&reply, &settings.sessions) {
+        (Reply::Initialized(_, version), Some(keys)) => {
+            let id = keys.issue(
+                version,
+                caller.as_ref().map(|c| &*c.cache_key),
+                std::time::SystemTime::now(),
+            );
+            endpoint
+                .metrics()
+                .sessions
+                .with_label_values(&["issued"])
+                .inc();
+            HeaderValue::try_from(id).ok()
+        }
+        _ => None,
+    };
+    let mut response = respond(reply, accept);
+    if let Some(id) = session {
+        response.headers_mut().insert(session::HEADER, id);
+    }
+    response
+}
+
+/// Checks the `Mcp-Session-Id` a handshake-era request presents (2026-07-28 has no
+/// sessions; a request without one is served statelessly). A refused id gets 404, which
+/// tells the client to initialize again. A valid session supplies the negotiated revision
+/// to a client that does not repeat it in `MCP-Protocol-Version` (2025-03-26), and must
+/// agree with one that does. Returns the refusal, if any.
+fn check_session(
+    endpoint: &McpEndpoint,
+    keys: &session::SessionKeys,
+    headers: &mut HeaderMap,
+    caller: Option<&crate::auth::Caller>,
+) -> Option<HttpResponse> {
+    let id = headers.get(session::HEADER)?;
+    let header_version = super::header_str(headers, "mcp-protocol-version");
+    if header_version == Some(super::MODERN_VERSION) {
+        return None;
+    }
+    let verified = id
+        .to_str()
+        .map_err(|_| session::Refusal::Unknown)
+        .and_then(|id| {
+            keys.verify(
+                id,
+                caller.map(|c| &*c.cache_key),
+                std::time::SystemTime::now(),
+            )
+        });
+    let session = match verified {
+        Ok(session) => session,
+        Err(refusal) => {
+            endpoint
+                .metrics()
+                .sessions
+                .with_label_values(&[refusal.label()])
+                .inc();
+            tracing::info!(reason = refusal.label(), "session id refused");
+            return Some(plain_error(&RpcError::new(
+                ErrorKind::Refused(StatusCode::NOT_FOUND),
+                refusal.message(),
+            )));
+        }
+    };
+    match header_version {
+        None => {
+            headers.insert(
+                "mcp-protocol-version",
+                HeaderValue::from_static(session.version),
+            );
+        }
+        Some(v) if v != session.version => {
+            return Some(plain_error(&RpcError::new(
+                ErrorKind::Refused(StatusCode::BAD_REQUEST),
+                format!(
+                    "MCP-Protocol-Version '{v}' does not match the revision this session negotiated ('{}')",
+                    session.version
+                ),
+            )));
+        }
+        Some(_) => {}
+    }
+    None
 }
 
 /// The HTTP response for `reply`.
@@ -363,8 +451,10 @@ fn respond(reply: Reply, accept: Accepts) -> HttpResponse {
             *response.status_mut() = StatusCode::ACCEPTED;
             response
         }
-        Reply::Json(body) if accept == Accepts::SseOnly => sse_response(StatusCode::OK, &body),
-        Reply::Json(body) => json_response(StatusCode::OK, body),
+        Reply::Json(body) | Reply::Initialized(body, _) if accept == Accepts::SseOnly => {
+            sse_response(StatusCode::OK, &body)
+        }
+        Reply::Json(body) | Reply::Initialized(body, _) => json_response(StatusCode::OK, body),
         Reply::Error(body, error) if accept == Accepts::SseOnly && error.headers().is_none() => {
             sse_response(error.status(), &body)
         }

@@ -145,6 +145,8 @@ pub struct LoadContext<'a> {
     pub lambda_clients: &'a lambda::Clients,
     /// Notified when an upstream's tools changed: the gateway then reloads.
     pub changes: &'a std::sync::Arc<tokio::sync::Notify>,
+    /// The response cache's shared tier (`cache.shared`), behind every target's cache.
+    pub shared_cache: Option<&'a Arc<crate::cache::shared::SharedTier>>,
 }
 
 /// What loading one target produced.

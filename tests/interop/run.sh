@@ -109,7 +109,7 @@ demo: { listen: 127.0.0.1:$upstream_port }
 YAML
 cat > "$work/gateway.yaml" <<YAML
 listen: 127.0.0.1:$gateway_port
-gateway: { name: toolgate-interop, page_size: 2 }
+gateway: { name: toolgate-interop, page_size: 2, session: { key: interop-session-key-0123456789abcdef0123 } }
 targets:
   - name: restaurants
     openapi: { spec: $root/specs/restaurants.yaml, base_url: "http://127.0.0.1:$upstream_port/v1" }

@@ -20,6 +20,7 @@ use tokio::sync::{Notify, oneshot};
 
 pub mod idp;
 pub mod process;
+pub mod redis;
 
 /// One request the upstream received.
 #[derive(Debug, Clone)]
