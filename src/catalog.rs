@@ -209,6 +209,16 @@ impl Tool {
     }
 }
 
+/// The rate limits of one tool: its target's budget (shared by the target's tools) and its
+/// own; none: no check at all.
+#[derive(Debug, Clone, Default)]
+pub struct ToolRateLimits {
+    /// `targets[].rate_limit`.
+    pub target: Option<Arc<crate::ratelimit::Limiter>>,
+    /// `targets[].operations.<id>.rate_limit`.
+    pub tool: Option<Arc<crate::ratelimit::Limiter>>,
+}
+
 /// How one tool uses its target's response cache.
 #[derive(Debug, Clone)]
 pub struct ToolCache {
@@ -243,6 +253,8 @@ pub struct Tool {
     pub metrics: crate::metrics::ToolMetrics,
     /// Who may see and call it.
     pub policy: ToolPolicy,
+    /// Its rate limits (the target's and its own), checked on every call.
+    pub rate_limits: ToolRateLimits,
     /// A hash of `definition`, for the catalog's generation.
     pub digest: u64,
 }
@@ -506,11 +518,14 @@ impl Catalog {
 
 /// What the gateway decides for each tool of a target besides its definition: its cache
 /// and its policy (from the target's config, by the tool's `operations.<key>`).
+#[derive(Default)]
 pub struct ToolSettings {
     /// Response cache, if any.
     pub cache: Option<ToolCache>,
     /// Who may see and call it.
     pub policy: ToolPolicy,
+    /// Its rate limits.
+    pub rate_limits: ToolRateLimits,
 }
 
 /// The tools of one target, named and compiled.
@@ -551,7 +566,11 @@ pub fn build_tools(
         let name = naming.unique(base, used);
         match build_definition(&name, &spec).and_then(|d| Ok((d, validator?))) {
             Ok((definition, validator)) => {
-                let ToolSettings { cache, policy } = settings(&spec);
+                let ToolSettings {
+                    cache,
+                    policy,
+                    rate_limits,
+                } = settings(&spec);
                 let mut hasher = std::hash::DefaultHasher::new();
                 definition.get().hash(&mut hasher);
                 let name: Arc<str> = name.into();
@@ -573,6 +592,7 @@ pub fn build_tools(
                     },
                     binding: spec.operation,
                     policy,
+                    rate_limits,
                 }));
             }
             Err(reason) => built.errors.push(ToolBuildError {

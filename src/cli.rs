@@ -441,10 +441,7 @@ fn tools(
             &Naming::default(),
             &mut Default::default(),
             &crate::metrics::Metrics::new(),
-            &|_| ToolSettings {
-                cache: None,
-                policy: Default::default(),
-            },
+            &|_| ToolSettings::default(),
         );
         let mut skipped = converted.skipped;
         skipped.extend(built.errors.into_iter().map(|e| Skipped {

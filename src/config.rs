@@ -126,6 +126,8 @@ pub struct GatewaySettings {
     pub max_concurrent_requests: usize,
     /// The search tool (`gateway.search`): off unless enabled.
     pub search: SearchConfig,
+    /// A budget per caller across all tools (`gateway.rate_limit`; always per caller).
+    pub rate_limit: Option<Spanned<RateLimitConfig>>,
 }
 
 impl Default for GatewaySettings {
@@ -146,6 +148,7 @@ impl Default for GatewaySettings {
             description_budget: crate::openapi::DescriptionBudget::DEFAULT,
             max_concurrent_requests: 1024,
             search: SearchConfig::default(),
+            rate_limit: None,
         }
     }
 }
@@ -441,6 +444,10 @@ pub struct TargetConfig {
     /// or `isError`); `false` is for upstreams whose answers stray from their documents.
     #[serde(default = "yes")]
     pub output_schemas: bool,
+    /// A budget for the target's tools together: one for everyone (`per: target`, the
+    /// default) or one per caller (`per: caller`).
+    #[serde(default)]
+    pub rate_limit: Option<Spanned<RateLimitConfig>>,
 }
 
 fn yes() -> bool {
@@ -505,6 +512,69 @@ pub struct OperationConfig {
     /// `output_schemas`).
     #[serde(default)]
     pub output_schema: Option<bool>,
+    /// A budget for this tool, in addition to the target's.
+    #[serde(default)]
+    pub rate_limit: Option<Spanned<RateLimitConfig>>,
+}
+
+/// `rate_limit`: a budget of requests per second (with a burst) and/or of calls in progress.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Sustained requests per second (> 0; fractions allowed, e.g. `0.5`).
+    #[serde(default)]
+    pub requests_per_second: Option<f64>,
+    /// Requests allowed at once from a full budget (default: one second's worth, at least 1).
+    #[serde(default)]
+    pub burst: Option<u32>,
+    /// Calls in progress at once.
+    #[serde(default)]
+    pub concurrent: Option<u32>,
+    /// `target` (default): one budget for everyone; `caller`: one per inbound identity.
+    #[serde(default)]
+    pub per: Option<RateLimitPer>,
+}
+
+/// `rate_limit.per`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RateLimitPer {
+    /// One budget per caller (anonymous callers share one).
+    Caller,
+    /// One budget for every caller.
+    Target,
+}
+
+impl RateLimitConfig {
+    /// Checks the numbers; `what` names the section in messages.
+    fn check(&self, what: &str) -> Result<(), String> {
+        if self.burst.is_some() && self.requests_per_second.is_none() {
+            return Err(format!(
+                "{what}.burst needs requests_per_second (the rate the burst refills at)"
+            ));
+        }
+        if self.requests_per_second.is_none() && self.concurrent.is_none() {
+            return Err(format!(
+                "{what} needs requests_per_second, concurrent or both (e.g. {{requests_per_second: 10, burst: 20, concurrent: 5}})"
+            ));
+        }
+        if let Some(rps) = self.requests_per_second
+            && !(rps.is_finite() && rps > 0.0)
+        {
+            return Err(format!(
+                "{what}.requests_per_second must be a number above 0 (found {rps}); fractions are allowed, e.g. 0.5"
+            ));
+        }
+        if self.burst == Some(0) {
+            return Err(format!("{what}.burst must be at least 1"));
+        }
+        if self.concurrent == Some(0) {
+            return Err(format!(
+                "{what}.concurrent must be at least 1 (leave it out for no concurrency limit)"
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// A per-operation cache setting.
@@ -1051,6 +1121,19 @@ impl Config {
             ));
         }
         self.gateway.search.validate(path, naming.charset)?;
+        if let Some(limit) = &self.gateway.rate_limit {
+            if limit.value.per.is_some() {
+                return Err(ConfigError::at(
+                    path,
+                    &limit.referenced,
+                    "gateway.rate_limit is always per caller (one budget per inbound identity across all tools): remove `per:` (per-target budgets go under targets[].rate_limit)",
+                ));
+            }
+            limit
+                .value
+                .check("gateway.rate_limit")
+                .map_err(|m| ConfigError::at(path, &limit.referenced, m))?;
+        }
         if self.gateway.page_size == 0 {
             return Err(ConfigError::file(
                 path,
@@ -1191,6 +1274,23 @@ impl Config {
                     }
                 }
             }
+            if let Some(limit) = &target.rate_limit {
+                limit
+                    .value
+                    .check(&format!("target `{}`: rate_limit", name.value))
+                    .map_err(|m| ConfigError::at(path, &limit.referenced, m))?;
+            }
+            for (op, settings) in &target.operations {
+                if let Some(limit) = &settings.rate_limit {
+                    limit
+                        .value
+                        .check(&format!(
+                            "target `{}`: operations.{op}.rate_limit",
+                            name.value
+                        ))
+                        .map_err(|m| ConfigError::at(path, &limit.referenced, m))?;
+                }
+            }
             if target.timeout.is_zero() {
                 return Err(ConfigError::at(
                     path,
@@ -1296,6 +1396,25 @@ impl Config {
                 "listening on {} without inbound authentication: anyone who can reach this address can call every tool",
                 self.listen
             ));
+        }
+        if self.inbound.is_none() {
+            let per_caller = |l: &Option<Spanned<RateLimitConfig>>| {
+                l.as_ref()
+                    .is_some_and(|l| l.value.per == Some(RateLimitPer::Caller))
+            };
+            if self.gateway.rate_limit.is_some() {
+                out.push("gateway.rate_limit is per caller, but without inbound authentication every caller is anonymous: they all share one budget".into());
+            }
+            for t in &self.targets {
+                if per_caller(&t.rate_limit)
+                    || t.operations.values().any(|o| per_caller(&o.rate_limit))
+                {
+                    out.push(format!(
+                        "target `{}`: rate_limit per: caller without inbound authentication: every caller is anonymous and they all share one budget",
+                        t.name.value
+                    ));
+                }
+            }
         }
         out
     }
@@ -1595,6 +1714,88 @@ mod tests {
         .unwrap();
         let debug = format!("{cfg:?}");
         assert!(!debug.contains("hunter2"), "{debug}");
+    }
+
+    #[test]
+    fn rate_limit_mistakes_are_located() {
+        let parse = |text: &str| Config::parse(text, Path::new("gw.yaml"));
+        let target = |limit: &str| {
+            format!(
+                "targets:\n  - name: a\n    openapi: {{spec: x.yaml}}\n    rate_limit: {limit}\n"
+            )
+        };
+        let ok = parse(&target(
+            "{requests_per_second: 0.5, concurrent: 2, per: caller}",
+        ))
+        .unwrap();
+        let limit = &ok.targets[0].rate_limit.as_ref().unwrap().value;
+        assert_eq!(limit.requests_per_second, Some(0.5));
+        assert_eq!(limit.per, Some(RateLimitPer::Caller));
+        assert!(
+            ok.warnings()
+                .iter()
+                .any(|w| w.contains("per: caller without inbound")),
+            "{:?}",
+            ok.warnings()
+        );
+        for (limit, expected) in [
+            (
+                "{requests_per_second: 0}",
+                "requests_per_second must be a number above 0",
+            ),
+            (
+                "{requests_per_second: -1}",
+                "requests_per_second must be a number above 0",
+            ),
+            (
+                "{requests_per_second: .inf}",
+                "requests_per_second must be a number above 0",
+            ),
+            (
+                "{requests_per_second: 1, burst: 0}",
+                "burst must be at least 1",
+            ),
+            ("{concurrent: 0}", "concurrent must be at least 1"),
+            ("{burst: 5}", "burst needs requests_per_second"),
+            (
+                "{per: caller}",
+                "needs requests_per_second, concurrent or both",
+            ),
+        ] {
+            let err = parse(&target(limit)).unwrap_err();
+            assert_eq!(err.line, 4, "{limit}: {err}");
+            assert!(err.message.contains(expected), "{limit}: {err}");
+            assert!(err.message.contains("target `a`: rate_limit"), "{err}");
+        }
+        let err = parse(&target("{requests_per_second: 1, per: everyone}")).unwrap_err();
+        assert_eq!(err.line, 4, "{err}");
+        let err = parse(&target("{request_per_second: 1}")).unwrap_err();
+        assert!(
+            err.message.contains("did you mean `requests_per_second`"),
+            "{err}"
+        );
+        let err = parse(
+            "targets:\n  - name: a\n    openapi: {spec: x.yaml}\n    operations:\n      listPets:\n        rate_limit: {concurrent: 0}\n",
+        )
+        .unwrap_err();
+        assert_eq!(err.line, 6, "{err}");
+        assert!(
+            err.message.contains(
+                "target `a`: operations.listPets.rate_limit.concurrent must be at least 1"
+            ),
+            "{err}"
+        );
+        let err =
+            parse("gateway:\n  rate_limit: {requests_per_second: 1, per: caller}\n").unwrap_err();
+        assert_eq!(err.line, 2, "{err}");
+        assert!(err.message.contains("always per caller"), "{err}");
+        let err = parse("gateway:\n  rate_limit: {burst: 2}\n").unwrap_err();
+        assert!(
+            err.message.contains("gateway.rate_limit.burst needs"),
+            "{err}"
+        );
+        parse("gateway:\n  rate_limit: {requests_per_second: 100, burst: 200, concurrent: 10}\n")
+            .unwrap();
     }
 
     #[test]

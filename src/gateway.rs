@@ -12,10 +12,13 @@ use std::sync::Arc;
 
 use crate::cache::shared::SharedTier;
 use crate::cache::{CacheBound, CacheScope, ResponseCache};
-use crate::catalog::{Catalog, Naming, Tool, ToolCache, ToolPolicy, ToolSettings, ToolSpec};
+use crate::catalog::{
+    Catalog, Naming, Tool, ToolCache, ToolPolicy, ToolRateLimits, ToolSettings, ToolSpec,
+};
 use crate::config::{CacheOverride, Config, ConfigError, PrefixMode, TargetConfig};
 use crate::metrics::Metrics;
 use crate::openapi::{self, Skipped};
+use crate::ratelimit::{Limiter, Scope};
 use crate::targets::{self, Binding, LoadContext};
 
 /// A loaded configuration: the catalog, what was noticed on the way, and what a reload
@@ -44,6 +47,8 @@ pub struct Loaded {
     pub shared_cache: Option<Arc<SharedTier>>,
     /// The keys of signed session ids, when `gateway.session` has one.
     pub sessions: Option<Arc<crate::mcp::session::SessionKeys>>,
+    /// `gateway.rate_limit`'s budgets (kept by a reload that leaves the section unchanged).
+    pub rate_limit: Option<Arc<Limiter>>,
 }
 
 /// What one target contributed.
@@ -263,7 +268,17 @@ fn build(
         }
         catalog = catalog.with_search(Arc::new(built));
     }
+    let rate_limit = config.gateway.rate_limit.as_ref().map(|section| {
+        let unchanged = previous.filter(|p| {
+            p.config.gateway.rate_limit.as_ref().map(|s| &s.value) == Some(&section.value)
+        });
+        match unchanged.and_then(|p| p.rate_limit.clone()) {
+            Some(kept) => kept,
+            None => Arc::new(Limiter::new(&section.value, Scope::Gateway)),
+        }
+    });
     Ok(Loaded {
+        rate_limit,
         targets: builds.iter().map(|b| b.summary.clone()).collect(),
         catalog: Arc::new(catalog),
         config,
@@ -555,6 +570,11 @@ fn tool_settings<'a>(
             None => cache,
         }
     });
+    // One budget for the target's tools together, shared by each of them.
+    let target_limit = target
+        .rate_limit
+        .as_ref()
+        .map(|l| Arc::new(Limiter::new(&l.value, Scope::Target)));
     let default_scope = if inbound_auth {
         CacheScope::Caller
     } else {
@@ -602,6 +622,14 @@ fn tool_settings<'a>(
             cache: cache_for(&spec.name, spec.method.as_ref().map(|m| m.as_str())),
             policy: ToolPolicy {
                 scopes: scopes.clone().into_boxed_slice(),
+            },
+            rate_limits: ToolRateLimits {
+                target: target_limit.clone(),
+                tool: target
+                    .operations
+                    .get(&spec.name)
+                    .and_then(|o| o.rate_limit.as_ref())
+                    .map(|l| Arc::new(Limiter::new(&l.value, Scope::Tool))),
             },
         }
     }

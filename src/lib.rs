@@ -14,6 +14,7 @@ pub mod gateway;
 pub mod mcp;
 pub mod metrics;
 pub mod openapi;
+pub mod ratelimit;
 pub mod reload;
 pub mod search;
 pub mod server;

@@ -37,10 +37,12 @@ pub enum Outcome {
     /// The upstream answered, but not what the tool's outputSchema describes (the result
     /// is `isError` with the answer as text).
     InvalidAnswer,
+    /// Refused by a rate limit (HTTP 429); the upstream was not called.
+    RateLimited,
 }
 
 impl Outcome {
-    const ALL: [Outcome; 7] = [
+    const ALL: [Outcome; 8] = [
         Outcome::Ok,
         Outcome::ToolError,
         Outcome::UpstreamError,
@@ -48,6 +50,7 @@ impl Outcome {
         Outcome::Denied,
         Outcome::InvalidArguments,
         Outcome::InvalidAnswer,
+        Outcome::RateLimited,
     ];
 
     /// The label value.
@@ -60,6 +63,7 @@ impl Outcome {
             Outcome::Denied => "denied",
             Outcome::InvalidArguments => "invalid_arguments",
             Outcome::InvalidAnswer => "invalid_answer",
+            Outcome::RateLimited => "rate_limited",
         }
     }
 }
@@ -123,6 +127,7 @@ pub const FAMILIES: &[&str] = &[
     "toolgate_search_calls_total",
     "toolgate_search_duration_seconds",
     "toolgate_sessions_total",
+    "toolgate_rate_limited_total",
     "toolgate_build_info",
 ];
 
@@ -174,6 +179,8 @@ pub struct Metrics {
     pub search_duration: Histogram,
     /// Session ids issued and refused (`issued`, `unknown`, `expired`, `other_caller`).
     pub sessions: IntCounterVec,
+    /// Tool calls refused by a rate limit, by target, tool, scope and limit.
+    rate_limited: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -374,6 +381,12 @@ impl Metrics {
                 "Handshake-era session ids (gateway.session) by event: issued, or refused as unknown (forged, altered, another key), expired, other_caller.",
                 &["event"],
             ),
+            rate_limited: counter(
+                &registry,
+                "toolgate_rate_limited_total",
+                "Tool calls refused with 429 by a rate limit, by the budget that refused (scope: gateway, target, tool) and its limit (requests_per_second, concurrent).",
+                &["target", "tool", "scope", "limit"],
+            ),
             mcp_request_counters: Vec::new(),
             registry,
         };
@@ -430,6 +443,13 @@ impl Metrics {
         for c in ["hit", "miss"] {
             let _ = self.cache.remove_label_values(&[target, tool, c]);
         }
+        for scope in ["gateway", "target", "tool"] {
+            for limit in ["requests_per_second", "concurrent"] {
+                let _ = self
+                    .rate_limited
+                    .remove_label_values(&[target, tool, scope, limit]);
+            }
+        }
         let _ = self.duration.remove_label_values(&labels);
         let _ = self.upstream_duration.remove_label_values(&labels);
         let _ = self.in_flight.remove_label_values(&labels);
@@ -452,6 +472,14 @@ impl Metrics {
             request_bytes: self.request_bytes.with_label_values(&labels),
             response_bytes: self.response_bytes.with_label_values(&labels),
         }
+    }
+
+    /// Counts a call refused by a rate limit. Series are made on a tool's first refusal
+    /// (admitted calls never touch this family).
+    pub fn rate_limited(&self, target: &str, tool: &str, scope: &str, limit: &str) {
+        self.rate_limited
+            .with_label_values(&[target, tool, scope, limit])
+            .inc();
     }
 
     /// The eviction counter of one target's cache, by cause.
@@ -496,7 +524,7 @@ impl Default for Metrics {
 /// One tool's metric handles, bound at load.
 #[derive(Clone)]
 pub struct ToolMetrics {
-    calls: [IntCounter; 7],
+    calls: [IntCounter; 8],
     /// Gateway duration of a call.
     pub duration: Histogram,
     /// Upstream part of a call.

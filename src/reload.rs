@@ -62,6 +62,7 @@ pub fn endpoint_settings(
         ),
         inbound,
         sessions: loaded.sessions.clone(),
+        rate_limit: loaded.rate_limit.clone(),
     }
 }
 

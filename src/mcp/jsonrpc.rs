@@ -22,6 +22,8 @@ pub mod code {
     pub const HEADER_MISMATCH: i32 = -32020;
     /// Protocol version not supported (2026-07-28).
     pub const UNSUPPORTED_PROTOCOL_VERSION: i32 = -32022;
+    /// A rate limit refused the call (toolgate's own, in the server-defined range).
+    pub const RATE_LIMITED: i32 = -32029;
 }
 
 /// One incoming JSON-RPC message, borrowing from the request body.
@@ -96,6 +98,11 @@ pub enum ErrorKind {
     InsufficientScope(Box<http::HeaderValue>),
     /// The gateway is at its concurrency limit (-32603, 503 with `Retry-After`).
     Overloaded,
+    /// A rate limit refused a `tools/call` (-32029, 429 with `Retry-After` in seconds).
+    RateLimited {
+        /// Seconds until a call may pass, at least 1.
+        retry_after: u64,
+    },
     /// A request the gateway cannot serve for a reason of its own (-32603, 500).
     Internal,
 }
@@ -146,6 +153,7 @@ impl RpcError {
             ErrorKind::HeaderMismatch => code::HEADER_MISMATCH,
             ErrorKind::UnsupportedVersion => code::UNSUPPORTED_PROTOCOL_VERSION,
             ErrorKind::Overloaded | ErrorKind::Internal => code::INTERNAL_ERROR,
+            ErrorKind::RateLimited { .. } => code::RATE_LIMITED,
             ErrorKind::InvalidRequest
             | ErrorKind::Refused(_)
             | ErrorKind::MethodNotAllowed(_)
@@ -169,6 +177,7 @@ impl RpcError {
             ErrorKind::MethodNotAllowed(_) => S::METHOD_NOT_ALLOWED,
             ErrorKind::InsufficientScope(_) => S::FORBIDDEN,
             ErrorKind::Overloaded => S::SERVICE_UNAVAILABLE,
+            ErrorKind::RateLimited { .. } => S::TOO_MANY_REQUESTS,
             ErrorKind::Internal => S::INTERNAL_SERVER_ERROR,
         }
     }
@@ -191,6 +200,9 @@ impl RpcError {
             }
             ErrorKind::Overloaded => {
                 Some((header::RETRY_AFTER, http::HeaderValue::from_static("1")))
+            }
+            ErrorKind::RateLimited { retry_after } => {
+                Some((header::RETRY_AFTER, http::HeaderValue::from(*retry_after)))
             }
             _ => None,
         }

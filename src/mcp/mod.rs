@@ -76,6 +76,8 @@ pub struct EndpointSettings {
     pub inbound: Option<Arc<crate::auth::inbound::InboundAuth>>,
     /// Keys of signed session ids (`gateway.session`); `None`: no sessions are issued.
     pub sessions: Option<Arc<session::SessionKeys>>,
+    /// `gateway.rate_limit`: a budget per caller across all tools.
+    pub rate_limit: Option<Arc<crate::ratelimit::Limiter>>,
 }
 
 /// Everything one request is served from: the catalog and the settings of one load,

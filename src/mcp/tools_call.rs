@@ -111,6 +111,29 @@ pub(super) async fn handle(
         );
         return Ok(());
     }
+    // Rate limits come after the caller's scopes and arguments, before the cache: a cache
+    // hit counts against a rate too. The admission's concurrency slots are released when
+    // it is dropped (the call ends, or its future is dropped on cancellation).
+    let limits = &tool.rate_limits;
+    let _admission = match crate::ratelimit::admit(
+        [
+            call.snap.settings().rate_limit.as_deref(),
+            limits.target.as_deref(),
+            limits.tool.as_deref(),
+        ],
+        call.caller.map(|c| &c.cache_key),
+    ) {
+        Ok(admission) => admission,
+        Err(refusal) => {
+            return Err(rate_limited(
+                call,
+                tool,
+                &refusal,
+                endpoint.metrics(),
+                started,
+            ));
+        }
+    };
     let _in_flight = InFlight::enter(&metrics.in_flight);
     let (rendered, cache_use) = match &tool.cache {
         None => (
@@ -184,6 +207,60 @@ fn deny(call: &Call<'_>, tool: &Tool, needed: &[String]) -> RpcError {
         // holds any.
         None => RpcError::new(ErrorKind::Refused(http::StatusCode::FORBIDDEN), message),
     }
+}
+
+/// Refuses a call a rate limit does not admit: 429 with `Retry-After` and a JSON-RPC error
+/// saying which budget and limit, counted and logged.
+fn rate_limited(
+    call: &Call<'_>,
+    tool: &Tool,
+    refusal: &crate::ratelimit::Refusal,
+    registry: &crate::metrics::Metrics,
+    started: Instant,
+) -> RpcError {
+    use crate::ratelimit::Scope;
+    let (scope, limit) = (refusal.scope.as_str(), refusal.limit.as_str());
+    tool.metrics.outcome(Outcome::RateLimited);
+    tool.metrics
+        .duration
+        .observe(started.elapsed().as_secs_f64());
+    registry.rate_limited(&tool.target, &tool.name, scope, limit);
+    tracing::info!(
+        target: "toolgate::call",
+        id = call.id.get(),
+        tool = %tool.name,
+        target_name = %tool.target,
+        sub = call.caller.and_then(|c| c.subject.as_deref()),
+        client = call.caller.and_then(|c| c.client.as_deref()),
+        outcome = Outcome::RateLimited.as_str(),
+        scope,
+        limit,
+        retry_after_ms = refusal.retry_after_ms(),
+        "tool call"
+    );
+    let budget = match refusal.scope {
+        Scope::Gateway => "gateway".to_string(),
+        Scope::Target => format!("target `{}`", tool.target),
+        Scope::Tool => format!("tool `{}`", tool.name),
+    };
+    let per = if refusal.per_caller {
+        "per caller"
+    } else {
+        "shared by all callers"
+    };
+    let secs = refusal.retry_after_secs();
+    let message = format!(
+        "rate limit exceeded for tool `{}` ({budget}, {per}: {}); retry after {secs} s",
+        tool.name,
+        refusal.describe_limit()
+    );
+    RpcError::new(ErrorKind::RateLimited { retry_after: secs }, message).with_data(
+        serde_json::json!({
+            "retryAfterMs": refusal.retry_after_ms(),
+            "limit": limit,
+            "scope": scope,
+        }),
+    )
 }
 
 /// Calls the tool's upstream through its binding and renders the result content; the

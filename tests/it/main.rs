@@ -17,6 +17,7 @@ mod mcp_protocol;
 mod mcp_target;
 mod openapi_corpus;
 mod openapi_oracle;
+mod rate_limits;
 mod reload;
 mod remote_refs;
 mod rmcp_server;
