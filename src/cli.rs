@@ -383,6 +383,20 @@ fn check(config: &Path) -> ExitCode {
     for w in &loaded.warnings {
         println!("  warning: {w}");
     }
+    if let Some(policies) = &loaded.policy {
+        let problems = policies.validate(&loaded.catalog);
+        for p in &problems {
+            eprintln!("{p}");
+        }
+        if !problems.is_empty() {
+            eprintln!(
+                "{} problem(s) in the Cedar policies (checked against the schema of the catalog, docs/policies.md)",
+                problems.len()
+            );
+            return ExitCode::FAILURE;
+        }
+        println!("  policies: type-checked against the catalog's schema");
+    }
     ExitCode::SUCCESS
 }
 

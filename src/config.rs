@@ -33,9 +33,15 @@ pub struct Config {
     /// The systems behind the gateway.
     #[serde(default)]
     pub targets: Vec<TargetConfig>,
+    /// Request and response hooks (AgentCore Gateway's interceptor contract), in order.
+    #[serde(default)]
+    pub interceptors: Vec<Spanned<crate::interceptors::InterceptorConfig>>,
     /// Serve the built-in sample restaurant API (for the first-run demo).
     #[serde(default)]
     pub demo: Option<DemoConfig>,
+    /// Cedar authorization policies (src/policy.rs, docs/policies.md).
+    #[serde(default)]
+    pub policy: Option<Spanned<crate::policy::PolicyConfig>>,
     /// Hashes of its parts, for a reload to tell what changed (not a config key).
     #[serde(skip)]
     pub fingerprints: Fingerprints,
@@ -1084,6 +1090,7 @@ impl Config {
         if let Some(inbound) = &self.inbound {
             inbound.validate(path)?;
         }
+        crate::interceptors::validate(&self.interceptors, path)?;
         if let Some(shared) = &self.cache.shared {
             let at = shared.value.url_at.as_ref().unwrap_or(&shared.referenced);
             crate::cache::shared::check(&shared.value).map_err(|m| ConfigError::at(path, at, m))?;

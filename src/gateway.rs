@@ -49,6 +49,8 @@ pub struct Loaded {
     pub sessions: Option<Arc<crate::mcp::session::SessionKeys>>,
     /// `gateway.rate_limit`'s budgets (kept by a reload that leaves the section unchanged).
     pub rate_limit: Option<Arc<Limiter>>,
+    /// `policy:`, parsed again by every (re)load.
+    pub policy: Option<Arc<crate::policy::Policies>>,
 }
 
 /// What one target contributed.
@@ -277,7 +279,14 @@ fn build(
             None => Arc::new(Limiter::new(&section.value, Scope::Gateway)),
         }
     });
+    let policy = match &config.policy {
+        Some(section) => Some(Arc::new(
+            crate::policy::Policies::load(path, section).map_err(LoadError::Config)?,
+        )),
+        None => None,
+    };
     Ok(Loaded {
+        policy,
         rate_limit,
         targets: builds.iter().map(|b| b.summary.clone()).collect(),
         catalog: Arc::new(catalog),
@@ -665,6 +674,7 @@ impl Loaded {
             .iter()
             .flat_map(|b| b.inputs.iter().map(|(p, _)| p.clone()))
             .chain(session_key.map(|f| Config::resolve(&self.config_file, f)))
+            .chain(self.policy.iter().flat_map(|p| p.files.iter().cloned()))
             .collect()
     }
 

@@ -128,6 +128,8 @@ pub const FAMILIES: &[&str] = &[
     "toolgate_search_duration_seconds",
     "toolgate_sessions_total",
     "toolgate_rate_limited_total",
+    "toolgate_policy_decisions_total",
+    "toolgate_interceptor_calls_total",
     "toolgate_build_info",
 ];
 
@@ -181,6 +183,10 @@ pub struct Metrics {
     pub sessions: IntCounterVec,
     /// Tool calls refused by a rate limit, by target, tool, scope and limit.
     rate_limited: IntCounterVec,
+    /// Cedar policy decisions of tool calls, by decision and mode.
+    pub policy_decisions: IntCounterVec,
+    /// Interceptor calls by interceptor, phase and outcome.
+    interceptor_calls: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -387,6 +393,18 @@ impl Metrics {
                 "Tool calls refused with 429 by a rate limit, by the budget that refused (scope: gateway, target, tool) and its limit (requests_per_second, concurrent).",
                 &["target", "tool", "scope", "limit"],
             ),
+            policy_decisions: counter(
+                &registry,
+                "toolgate_policy_decisions_total",
+                "Cedar policy decisions of tool calls (policy:), by decision (allow, deny) and mode (enforce, log_only; a log_only deny still proceeds).",
+                &["decision", "mode"],
+            ),
+            interceptor_calls: counter(
+                &registry,
+                "toolgate_interceptor_calls_total",
+                "Calls of request and response interceptors, by interceptor, phase (request, response) and outcome (ok, transformed, answered, error, timeout).",
+                &["interceptor", "phase", "outcome"],
+            ),
             mcp_request_counters: Vec::new(),
             registry,
         };
@@ -479,6 +497,14 @@ impl Metrics {
     pub fn rate_limited(&self, target: &str, tool: &str, scope: &str, limit: &str) {
         self.rate_limited
             .with_label_values(&[target, tool, scope, limit])
+            .inc();
+    }
+
+    /// Counts one call of an interceptor (series are made on first use; no interceptor
+    /// configured, no series).
+    pub fn interceptor_call(&self, interceptor: &str, phase: &str, outcome: &str) {
+        self.interceptor_calls
+            .with_label_values(&[interceptor, phase, outcome])
             .inc();
     }
 

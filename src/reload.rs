@@ -63,6 +63,8 @@ pub fn endpoint_settings(
         inbound,
         sessions: loaded.sessions.clone(),
         rate_limit: loaded.rate_limit.clone(),
+        policy: loaded.policy.clone(),
+        interceptors: crate::interceptors::Interceptors::build(&loaded.config.interceptors),
     }
 }
 

@@ -245,6 +245,8 @@ pub struct Caller {
     pub scopes: Box<[Box<str>]>,
     /// The identity used to key `scope: caller` cache entries (issuer, subject, client).
     pub cache_key: Arc<str>,
+    /// The verified token's claims (the principal's attributes of Cedar policies).
+    pub claims: Arc<Map<String, Value>>,
     /// The bearer token as received, for `passthrough` and token exchange only.
     token: Box<str>,
 }
@@ -569,6 +571,7 @@ impl InboundAuth {
             client: client.map(Into::into),
             scopes,
             cache_key: cache_key.into(),
+            claims: Arc::new(claims),
             token: token.into(),
         })
     }

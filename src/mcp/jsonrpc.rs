@@ -105,6 +105,8 @@ pub enum ErrorKind {
     },
     /// A request the gateway cannot serve for a reason of its own (-32603, 500).
     Internal,
+    /// A fail-closed interceptor timed out, failed or gave an invalid answer (-32603, 502).
+    InterceptorFailed,
 }
 
 /// A JSON-RPC error: its kind, message and optional data.
@@ -152,7 +154,9 @@ impl RpcError {
             ErrorKind::MethodNotFound(_) => code::METHOD_NOT_FOUND,
             ErrorKind::HeaderMismatch => code::HEADER_MISMATCH,
             ErrorKind::UnsupportedVersion => code::UNSUPPORTED_PROTOCOL_VERSION,
-            ErrorKind::Overloaded | ErrorKind::Internal => code::INTERNAL_ERROR,
+            ErrorKind::Overloaded | ErrorKind::Internal | ErrorKind::InterceptorFailed => {
+                code::INTERNAL_ERROR
+            }
             ErrorKind::RateLimited { .. } => code::RATE_LIMITED,
             ErrorKind::InvalidRequest
             | ErrorKind::Refused(_)
@@ -179,6 +183,7 @@ impl RpcError {
             ErrorKind::Overloaded => S::SERVICE_UNAVAILABLE,
             ErrorKind::RateLimited { .. } => S::TOO_MANY_REQUESTS,
             ErrorKind::Internal => S::INTERNAL_SERVER_ERROR,
+            ErrorKind::InterceptorFailed => S::BAD_GATEWAY,
         }
     }
 

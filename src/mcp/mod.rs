@@ -12,6 +12,7 @@ mod cancel;
 mod discover;
 mod dynamic;
 mod initialize;
+mod intercept;
 pub mod jsonrpc;
 mod lists;
 pub mod session;
@@ -78,6 +79,10 @@ pub struct EndpointSettings {
     pub sessions: Option<Arc<session::SessionKeys>>,
     /// `gateway.rate_limit`: a budget per caller across all tools.
     pub rate_limit: Option<Arc<crate::ratelimit::Limiter>>,
+    /// `policy:`: Cedar policies, when configured.
+    pub policy: Option<Arc<crate::policy::Policies>>,
+    /// `interceptors:`; `None` when there is none (then no request pays for them).
+    pub interceptors: Option<Arc<crate::interceptors::Interceptors>>,
 }
 
 /// Everything one request is served from: the catalog and the settings of one load,
@@ -251,6 +256,23 @@ impl McpEndpoint {
 
     /// [`Self::handle`], with a `tools/call`'s progress passed on to `progress`.
     pub async fn handle_with(
+        &self,
+        snap: &Snapshot,
+        body: &[u8],
+        headers: &HeaderMap,
+        caller: Option<&crate::auth::Caller>,
+        progress: Option<&crate::targets::mcp::Progress>,
+    ) -> Reply {
+        match &snap.settings.interceptors {
+            None => self.dispatch(snap, body, headers, caller, progress).await,
+            Some(hooks) => {
+                intercept::around(self, hooks, snap, body, headers, caller, progress).await
+            }
+        }
+    }
+
+    /// Parses one JSON-RPC message and serves it (after any request interceptor).
+    async fn dispatch(
         &self,
         snap: &Snapshot,
         body: &[u8],

@@ -35,7 +35,11 @@ pub(super) fn answer(
         }
         Ok((query, limit)) => {
             let tools = call.snap.catalog().tools();
-            let visible = |doc: usize| tools[doc].policy.missing(call.caller).is_none();
+            let policy = call.snap.settings().policy.as_deref();
+            let visible = |doc: usize| {
+                tools[doc].policy.missing(call.caller).is_none()
+                    && crate::policy::visible(policy, call.caller, &tools[doc])
+            };
             search.index().search(query, limit, search.mode(), &visible)
         }
     };

@@ -111,6 +111,9 @@ pub(super) async fn handle(
         );
         return Ok(());
     }
+    if let Some(policies) = call.snap.settings().policy.as_deref() {
+        policy_check(call, tool, policies, &arguments, endpoint.metrics())?;
+    }
     // Rate limits come after the caller's scopes and arguments, before the cache: a cache
     // hit counts against a rate too. The admission's concurrency slots are released when
     // it is dropped (the call ends, or its future is dropped on cancellation).
@@ -207,6 +210,50 @@ fn deny(call: &Call<'_>, tool: &Tool, needed: &[String]) -> RpcError {
         // holds any.
         None => RpcError::new(ErrorKind::Refused(http::StatusCode::FORBIDDEN), message),
     }
+}
+
+/// The Cedar decision on a call with validated arguments (`policy:`): counted and logged
+/// with the deciding policies; in `enforce` mode a deny is a 403 naming them.
+fn policy_check(
+    call: &Call<'_>,
+    tool: &Tool,
+    policies: &crate::policy::Policies,
+    arguments: &Value,
+    registry: &crate::metrics::Metrics,
+) -> Result<(), RpcError> {
+    use crate::policy::PolicyMode;
+    let verdict = policies.decide(call.caller, &tool.name, &tool.target, arguments);
+    let decision = if verdict.allowed { "allow" } else { "deny" };
+    let mode = policies.mode;
+    registry
+        .policy_decisions
+        .with_label_values(&[decision, mode.as_str()])
+        .inc();
+    let policy_ids = verdict.describe();
+    tracing::info!(
+        target: "toolgate::policy",
+        id = call.id.get(),
+        tool = %tool.name,
+        sub = call.caller.and_then(|c| c.subject.as_deref()),
+        decision,
+        mode = mode.as_str(),
+        policies = %policy_ids,
+        "{}",
+        match (verdict.allowed, mode) {
+            (true, _) => "policy allows",
+            (false, PolicyMode::Enforce) => "policy denies",
+            (false, PolicyMode::LogOnly) => "policy would deny (log_only: the call proceeds)",
+        }
+    );
+    if verdict.allowed || mode == PolicyMode::LogOnly {
+        return Ok(());
+    }
+    tool.metrics.outcome(Outcome::Denied);
+    Err(RpcError::new(
+        ErrorKind::Refused(http::StatusCode::FORBIDDEN),
+        format!("denied by policy: {policy_ids}"),
+    )
+    .with_data(serde_json::json!({ "tool": &*tool.name, "policies": verdict.policies })))
 }
 
 /// Refuses a call a rate limit does not admit: 429 with `Retry-After` and a JSON-RPC error

@@ -40,7 +40,8 @@ pub(super) fn handle(
     // When some tool is not open to everyone, a caller sees only the tools it may call
     // (pages and cursors count over that view); `search_only` lists only the pinned tools.
     let visible: Vec<std::sync::Arc<crate::catalog::Tool>>;
-    let tools = if search_only || catalog.has_policies() {
+    let policy = call.snap.settings().policy.as_deref();
+    let tools = if search_only || catalog.has_policies() || policy.is_some() {
         let all = catalog.tools();
         let candidates: Box<dyn Iterator<Item = &std::sync::Arc<crate::catalog::Tool>>> =
             match search.filter(|_| search_only) {
@@ -49,6 +50,7 @@ pub(super) fn handle(
             };
         visible = candidates
             .filter(|t| t.policy.missing(call.caller).is_none())
+            .filter(|t| crate::policy::visible(policy, call.caller, t))
             .cloned()
             .collect();
         &visible[..]

@@ -108,14 +108,14 @@ fn build_fixtures() {
 
 /// `cargo lambda watch` on a free loopback port, stopped (with the functions it started)
 /// when dropped.
-struct LambdaWatch {
+pub(crate) struct LambdaWatch {
     child: Child,
     port: u16,
     log: PathBuf,
 }
 
 impl LambdaWatch {
-    fn start() -> LambdaWatch {
+    pub(crate) fn start() -> LambdaWatch {
         build_fixtures();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -168,11 +168,11 @@ impl LambdaWatch {
         }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    fn log_text(&self) -> String {
+    pub(crate) fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }

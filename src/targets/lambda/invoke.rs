@@ -216,7 +216,7 @@ fn answer(status: i32, body: Bytes, wraps: bool) -> UpstreamAnswer {
 }
 
 /// Builds one client per key (region, endpoint); `None` where no region can be found.
-pub(super) async fn build_clients(
+pub(crate) async fn build_clients(
     keys: Vec<(Option<String>, Option<String>)>,
 ) -> Vec<Option<(aws_sdk_lambda::Client, String)>> {
     use aws_config::{BehaviorVersion, Region};

@@ -28,6 +28,7 @@ use crate::targets::{
 
 pub use errors::LambdaError;
 pub use invoke::CallIds;
+pub(crate) use invoke::build_clients;
 pub use settings::{FunctionRef, LambdaTargetConfig, ToolFilter, ToolsSource};
 pub use tools::LambdaToolSpec;
 
