@@ -134,6 +134,20 @@ pub struct GatewaySettings {
     pub search: SearchConfig,
     /// A budget per caller across all tools (`gateway.rate_limit`; always per caller).
     pub rate_limit: Option<Spanned<RateLimitConfig>>,
+    /// Where the `requests_per_second` budgets are decided: `local` (default, per replica)
+    /// or `shared` (in the Redis of `cache.shared`, across replicas).
+    pub rate_limit_store: RateLimitStore,
+}
+
+/// `gateway.rate_limit_store`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RateLimitStore {
+    /// Each replica keeps its own budgets.
+    #[default]
+    Local,
+    /// Request rates are decided in the Redis of `cache.shared`, shared by every replica.
+    Shared,
 }
 
 impl Default for GatewaySettings {
@@ -155,6 +169,7 @@ impl Default for GatewaySettings {
             max_concurrent_requests: 1024,
             search: SearchConfig::default(),
             rate_limit: None,
+            rate_limit_store: RateLimitStore::Local,
         }
     }
 }
@@ -1140,6 +1155,12 @@ impl Config {
                 .value
                 .check("gateway.rate_limit")
                 .map_err(|m| ConfigError::at(path, &limit.referenced, m))?;
+        }
+        if self.gateway.rate_limit_store == RateLimitStore::Shared && self.cache.shared.is_none() {
+            return Err(ConfigError::file(
+                path,
+                "gateway.rate_limit_store: shared needs cache.shared (the Redis it shares rate limits in); configure cache.shared or use rate_limit_store: local",
+            ));
         }
         if self.gateway.page_size == 0 {
             return Err(ConfigError::file(

@@ -583,7 +583,7 @@ fn tool_settings<'a>(
     let target_limit = target
         .rate_limit
         .as_ref()
-        .map(|l| Arc::new(Limiter::new(&l.value, Scope::Target)));
+        .map(|l| Arc::new(Limiter::new(&l.value, Scope::Target).named(&target.name.value, "")));
     let default_scope = if inbound_auth {
         CacheScope::Caller
     } else {
@@ -638,7 +638,12 @@ fn tool_settings<'a>(
                     .operations
                     .get(&spec.name)
                     .and_then(|o| o.rate_limit.as_ref())
-                    .map(|l| Arc::new(Limiter::new(&l.value, Scope::Tool))),
+                    .map(|l| {
+                        Arc::new(
+                            Limiter::new(&l.value, Scope::Tool)
+                                .named(&target.name.value, &spec.name),
+                        )
+                    }),
             },
         }
     }

@@ -128,6 +128,7 @@ pub const FAMILIES: &[&str] = &[
     "toolgate_search_duration_seconds",
     "toolgate_sessions_total",
     "toolgate_rate_limited_total",
+    "toolgate_rate_limit_store_total",
     "toolgate_policy_decisions_total",
     "toolgate_interceptor_calls_total",
     "toolgate_build_info",
@@ -183,6 +184,8 @@ pub struct Metrics {
     pub sessions: IntCounterVec,
     /// Tool calls refused by a rate limit, by target, tool, scope and limit.
     rate_limited: IntCounterVec,
+    /// Admissions with `gateway.rate_limit_store: shared`, by where they were decided.
+    rate_limit_store: IntCounterVec,
     /// Cedar policy decisions of tool calls, by decision and mode.
     pub policy_decisions: IntCounterVec,
     /// Interceptor calls by interceptor, phase and outcome.
@@ -393,6 +396,12 @@ impl Metrics {
                 "Tool calls refused with 429 by a rate limit, by the budget that refused (scope: gateway, target, tool) and its limit (requests_per_second, concurrent).",
                 &["target", "tool", "scope", "limit"],
             ),
+            rate_limit_store: counter(
+                &registry,
+                "toolgate_rate_limit_store_total",
+                "Rate-limit decisions with gateway.rate_limit_store: shared, by outcome: shared (decided in Redis), fallback (Redis down or slow: decided by this replica's local budgets).",
+                &["outcome"],
+            ),
             policy_decisions: counter(
                 &registry,
                 "toolgate_policy_decisions_total",
@@ -511,6 +520,12 @@ impl Metrics {
     /// The eviction counter of one target's cache, by cause.
     pub fn cache_evictions(&self, target: &str, cause: &str) -> IntCounter {
         self.cache_evictions.with_label_values(&[target, cause])
+    }
+
+    /// The counter of rate-limit decisions of the shared store with `outcome` (`shared`,
+    /// `fallback`).
+    pub fn rate_limit_store(&self, outcome: &str) -> IntCounter {
+        self.rate_limit_store.with_label_values(&[outcome])
     }
 
     /// A counter of one target's use of the shared cache tier, by outcome.

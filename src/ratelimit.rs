@@ -3,14 +3,21 @@
 //! (an atomic counter, released by an RAII [`Admission`]), per gateway caller, per target and
 //! per tool. Over a limit a call is refused at once, never queued.
 //!
-//! Budgets live in this process ([`Budgets`]); a store shared by replicas (Redis) would be
-//! another variant of it, behind the same [`Limiter::admit`] contract.
+//! Budgets live in this process ([`Budgets`]). With `gateway.rate_limit_store: shared`
+//! the request rates are decided in Redis instead ([`SharedStore`], [`admit_shared`]): one
+//! GCRA script over every budget of a call, on Redis's clock; concurrency stays local to
+//! each replica, and an outage falls back to the local budgets.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use prometheus::IntCounter;
+use sha2::{Digest, Sha256};
+
+use crate::cache::shared::SharedTier;
 use crate::config::{RateLimitConfig, RateLimitPer};
+use crate::metrics::Metrics;
 
 /// Callers tracked per `per: caller` budget; past it the least used are forgotten (their
 /// budget starts full again), so a flood of distinct callers cannot grow memory.
@@ -144,6 +151,9 @@ pub struct Limiter {
     rate: Option<Rate>,
     concurrent: Option<u32>,
     budgets: Budgets,
+    /// The hash of its scope, target and tool, each preceded by its length (the shared
+    /// store's key adds the caller).
+    ident: Sha256,
 }
 
 impl std::fmt::Debug for Limiter {
@@ -185,7 +195,36 @@ impl Limiter {
             rate,
             concurrent: config.concurrent,
             budgets,
+            ident: ident(scope, "", ""),
         }
+    }
+
+    /// The limiter named by the target and tool it applies to (empty when it applies to
+    /// all of them), which keys its budgets in the shared store.
+    pub fn named(mut self, target: &str, tool: &str) -> Self {
+        self.ident = ident(self.scope, target, tool);
+        self
+    }
+
+    /// The Redis key of `caller`'s budget: `prefix` + `rl:` + the hex SHA-256 of scope,
+    /// target, tool and the caller's key (empty for a budget shared by every caller).
+    fn redis_key(&self, prefix: &str, caller: Option<&Arc<str>>) -> String {
+        let caller = match self.budgets {
+            Budgets::Shared(_) => "",
+            Budgets::PerCaller { .. } => caller.map_or("", |c| &**c),
+        };
+        let mut hash = self.ident.clone();
+        hash.update((caller.len() as u64).to_be_bytes());
+        hash.update(caller.as_bytes());
+        let mut out = String::with_capacity(prefix.len() + 3 + 64);
+        out.push_str(prefix);
+        out.push_str("rl:");
+        for byte in hash.finalize() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.push(HEX[usize::from(byte >> 4)] as char);
+            out.push(HEX[usize::from(byte & 15)] as char);
+        }
+        out
     }
 
     /// Whether each caller has a budget of its own.
@@ -206,6 +245,17 @@ impl Limiter {
     /// Takes a request and a concurrency slot from `caller`'s budget at `now`, or says why
     /// not (taking nothing).
     fn take(&self, caller: Option<&Arc<str>>, now: impl Fn() -> u64) -> Result<Held, Refusal> {
+        self.take_with(caller, now, true)
+    }
+
+    /// [`Limiter::take`], of the concurrency slot only when `rate` is false (the request
+    /// rate was decided in the shared store).
+    fn take_with(
+        &self,
+        caller: Option<&Arc<str>>,
+        now: impl Fn() -> u64,
+        rate: bool,
+    ) -> Result<Held, Refusal> {
         let budget = self.budget(caller);
         if let Some(max) = self.concurrent {
             let taken = budget
@@ -217,7 +267,8 @@ impl Limiter {
                 return Err(self.refusal(LimitKind::Concurrent, Duration::from_secs(1)));
             }
         }
-        if let Some(rate) = &self.rate
+        let rate = self.rate.filter(|_| rate);
+        if let Some(rate) = &rate
             && let Err(wait) = rate.take(&budget.tat, now())
         {
             if self.concurrent.is_some() {
@@ -227,7 +278,7 @@ impl Limiter {
         }
         Ok(Held {
             budget,
-            rate: self.rate,
+            rate,
             concurrent: self.concurrent.is_some(),
         })
     }
@@ -242,6 +293,16 @@ impl Limiter {
             concurrent: self.concurrent,
         }
     }
+}
+
+/// The hash of a limiter's scope, target and tool, each preceded by its length.
+fn ident(scope: Scope, target: &str, tool: &str) -> Sha256 {
+    let mut hash = Sha256::new();
+    for part in [scope.as_str(), target, tool] {
+        hash.update((part.len() as u64).to_be_bytes());
+        hash.update(part.as_bytes());
+    }
+    hash
 }
 
 /// The default `burst` of a rate: one second's worth, at least 1.
@@ -354,6 +415,154 @@ pub fn admit(
         }
     }
     Ok(admission)
+}
+
+/// The GCRA of every rated budget of one call, atomically on Redis's clock (`TIME`, so
+/// replicas' clocks do not matter): `KEYS` are the budgets, `ARGV` their interval and
+/// tolerance in microseconds, two per key. All or nothing: when a budget is empty nothing
+/// is taken from any and the answer is `{its index, milliseconds until it has a request}`;
+/// otherwise every budget's theoretical arrival time is stored, with a `PEXPIRE` at that
+/// time (then the budget is full again and the key may vanish), and the answer is `{0, 0}`.
+const GCRA_SCRIPT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local tats = {}
+for i = 1, #KEYS do
+  local tat = tonumber(redis.call('GET', KEYS[i]) or '0') or 0
+  if tat < now then tat = now end
+  local allowed_at = tat - tonumber(ARGV[2 * i])
+  if allowed_at > now then
+    return {i, math.ceil((allowed_at - now) / 1000)}
+  end
+  tats[i] = tat + tonumber(ARGV[2 * i - 1])
+end
+for i = 1, #KEYS do
+  redis.call('SET', KEYS[i], string.format('%.0f', tats[i]))
+  redis.call('PEXPIRE', KEYS[i], math.ceil((tats[i] - now) / 1000) + 1)
+end
+return {0, 0}
+";
+
+/// `gateway.rate_limit_store: shared`: the request rates of every budget decided in the
+/// Redis of `cache.shared` (its connection, timeout, key prefix and outage backoff), with
+/// `toolgate_rate_limit_store_total{outcome}`.
+pub struct SharedStore {
+    tier: Arc<SharedTier>,
+    shared: IntCounter,
+    fallback: IntCounter,
+}
+
+impl std::fmt::Debug for SharedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedStore")
+            .field("tier", &self.tier)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SharedStore {
+    /// The store in `tier`'s Redis.
+    pub fn new(tier: &Arc<SharedTier>, metrics: &Metrics) -> Arc<Self> {
+        Arc::new(Self {
+            tier: tier.clone(),
+            shared: metrics.rate_limit_store("shared"),
+            fallback: metrics.rate_limit_store("fallback"),
+        })
+    }
+
+    /// Runs [`GCRA_SCRIPT`] over `rated` for `caller`: `Some(None)` admitted,
+    /// `Some(Some((i, wait)))` refused by `rated[i]`, `None` when Redis cannot decide
+    /// (down, slow, backing off).
+    async fn decide(
+        &self,
+        rated: &[(usize, &Limiter, Rate)],
+        caller: Option<&Arc<str>>,
+    ) -> Option<Option<(usize, Duration)>> {
+        let tier = &*self.tier;
+        if !tier.admit() {
+            return None;
+        }
+        let mut conn = tier.connection()?;
+        let settings = tier.settings();
+        let mut eval = redis::cmd("EVAL");
+        eval.arg(GCRA_SCRIPT).arg(rated.len());
+        for (_, limiter, _) in rated {
+            eval.arg(limiter.redis_key(&settings.key_prefix, caller));
+        }
+        for (_, _, rate) in rated {
+            eval.arg(rate.interval.div_ceil(1000).max(1))
+                .arg(rate.tolerance / 1000);
+        }
+        let timeout = settings.timeout;
+        match tokio::time::timeout(timeout, eval.query_async::<(i64, i64)>(&mut conn)).await {
+            Ok(Ok((0, _))) => {
+                tier.succeeded();
+                Some(None)
+            }
+            Ok(Ok((i, ms))) if i >= 1 && (i as usize) <= rated.len() => {
+                tier.succeeded();
+                let wait = Duration::from_millis(ms.max(1) as u64);
+                Some(Some((i as usize - 1, wait)))
+            }
+            Ok(Ok(other)) => {
+                tier.failed(&format_args!("unexpected rate-limit answer {other:?}"));
+                None
+            }
+            Ok(Err(e)) => {
+                tier.failed(&e);
+                None
+            }
+            Err(_) => {
+                tier.failed(&format_args!(
+                    "no answer within {timeout:?} (cache.shared.timeout)"
+                ));
+                None
+            }
+        }
+    }
+}
+
+/// [`admit`] with the request rates decided in `store`: the concurrency slots are taken
+/// locally first (an in-flight count in Redis would leak when a replica dies), then one
+/// script decides every rated budget at once, all or nothing. When Redis cannot decide in
+/// `cache.shared.timeout` (or is backing off after an error), the call is decided by this
+/// replica's local budgets instead, so a limit still applies per replica.
+pub async fn admit_shared(
+    store: &SharedStore,
+    limiters: [Option<&Limiter>; 3],
+    caller: Option<&Arc<str>>,
+) -> Result<Admission, Refusal> {
+    let rated: Vec<(usize, &Limiter, Rate)> = limiters
+        .iter()
+        .enumerate()
+        .filter_map(|(slot, l)| l.and_then(|l| Some((slot, l, l.rate?))))
+        .collect();
+    if rated.is_empty() {
+        return admit(limiters, caller);
+    }
+    let mut admission = Admission {
+        held: [None, None, None],
+    };
+    for (slot, limiter) in limiters.iter().enumerate() {
+        let Some(limiter) = limiter else { continue };
+        // Dropping `admission` on a refusal releases the slots already taken.
+        admission.held[slot] = Some(limiter.take_with(caller, clock, false)?);
+    }
+    match store.decide(&rated, caller).await {
+        Some(None) => {
+            store.shared.inc();
+            Ok(admission)
+        }
+        Some(Some((i, wait))) => {
+            store.shared.inc();
+            Err(rated[i].1.refusal(LimitKind::RequestsPerSecond, wait))
+        }
+        None => {
+            store.fallback.inc();
+            drop(admission);
+            admit(limiters, caller)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -487,5 +696,30 @@ mod tests {
         let bob: Arc<str> = "bob".into();
         let _c = admit([Some(&gateway), None, None], Some(&bob)).unwrap();
         assert!(admit([None, None, None], None).is_ok());
+    }
+
+    #[test]
+    fn shared_store_keys_are_hashed_and_scoped() {
+        let tool = Limiter::new(&config(Some(1.0), None, None), Scope::Tool).named("api", "getPet");
+        let alice: Arc<str> = "https://idp\u{0}alice".into();
+        let key = tool.redis_key("tg:", Some(&alice));
+        // `per: target`: the caller is not part of the key.
+        assert_eq!(key, tool.redis_key("tg:", None));
+        let hex = key.strip_prefix("tg:rl:").unwrap();
+        assert_eq!(hex.len(), 64);
+        assert!(!key.contains("alice"));
+        let mut per_caller = config(Some(1.0), None, None);
+        per_caller.per = Some(RateLimitPer::Caller);
+        let mine = Limiter::new(&per_caller, Scope::Tool).named("api", "getPet");
+        assert_ne!(
+            mine.redis_key("tg:", Some(&alice)),
+            mine.redis_key("tg:", None)
+        );
+        // Scope, target and tool keep budgets apart.
+        let target = Limiter::new(&config(Some(1.0), None, None), Scope::Target).named("api", "");
+        let other =
+            Limiter::new(&config(Some(1.0), None, None), Scope::Tool).named("ap", "igetPet");
+        assert_ne!(target.redis_key("tg:", None), key);
+        assert_ne!(other.redis_key("tg:", None), key);
     }
 }

@@ -63,6 +63,13 @@ pub fn endpoint_settings(
         inbound,
         sessions: loaded.sessions.clone(),
         rate_limit: loaded.rate_limit.clone(),
+        rate_limit_store: match g.rate_limit_store {
+            crate::config::RateLimitStore::Local => None,
+            crate::config::RateLimitStore::Shared => loaded
+                .shared_cache
+                .as_ref()
+                .map(|tier| crate::ratelimit::SharedStore::new(tier, &loaded.metrics)),
+        },
         policy: loaded.policy.clone(),
         interceptors: crate::interceptors::Interceptors::build(&loaded.config.interceptors),
     }

@@ -192,7 +192,7 @@ impl SharedTier {
     }
 
     /// The connection manager (cheap to clone), made on first use.
-    fn connection(&self) -> Option<redis::aio::ConnectionManager> {
+    pub(crate) fn connection(&self) -> Option<redis::aio::ConnectionManager> {
         self.manager
             .get_or_init(|| {
                 // No retries of its own: after an error the tier backs off and probes.
@@ -221,7 +221,7 @@ impl SharedTier {
 
     /// Whether this operation may use Redis: always while it answers; during an outage,
     /// only the one operation that claims the probe once the backoff has passed.
-    fn admit(&self) -> bool {
+    pub(crate) fn admit(&self) -> bool {
         let until = self.skip_until_ms.load(Relaxed);
         if until == 0 {
             return true;
@@ -235,7 +235,7 @@ impl SharedTier {
     }
 
     /// Redis answered: ends an outage (logged once).
-    fn succeeded(&self) {
+    pub(crate) fn succeeded(&self) {
         if self.skip_until_ms.load(Relaxed) != 0 && self.skip_until_ms.swap(0, Relaxed) != 0 {
             tracing::info!(redis = %self.settings.url, "shared cache reachable again");
         }
@@ -243,7 +243,7 @@ impl SharedTier {
 
     /// Redis failed or did not answer in time: backs off; the first error of an outage is
     /// logged.
-    fn failed(&self, error: &dyn fmt::Display) {
+    pub(crate) fn failed(&self, error: &dyn fmt::Display) {
         let until = self.now_ms() + BACKOFF.as_millis() as u64;
         if self.skip_until_ms.swap(until, Relaxed) == 0 {
             tracing::warn!(

@@ -79,6 +79,9 @@ pub struct EndpointSettings {
     pub sessions: Option<Arc<session::SessionKeys>>,
     /// `gateway.rate_limit`: a budget per caller across all tools.
     pub rate_limit: Option<Arc<crate::ratelimit::Limiter>>,
+    /// `gateway.rate_limit_store: shared`: the store request rates are decided in; `None`:
+    /// every budget is local (and admission never waits).
+    pub rate_limit_store: Option<Arc<crate::ratelimit::SharedStore>>,
     /// `policy:`: Cedar policies, when configured.
     pub policy: Option<Arc<crate::policy::Policies>>,
     /// `interceptors:`; `None` when there is none (then no request pays for them).

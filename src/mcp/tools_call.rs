@@ -118,14 +118,18 @@ pub(super) async fn handle(
     // hit counts against a rate too. The admission's concurrency slots are released when
     // it is dropped (the call ends, or its future is dropped on cancellation).
     let limits = &tool.rate_limits;
-    let _admission = match crate::ratelimit::admit(
-        [
-            call.snap.settings().rate_limit.as_deref(),
-            limits.target.as_deref(),
-            limits.tool.as_deref(),
-        ],
-        call.caller.map(|c| &c.cache_key),
-    ) {
+    let limiters = [
+        call.snap.settings().rate_limit.as_deref(),
+        limits.target.as_deref(),
+        limits.tool.as_deref(),
+    ];
+    let caller_key = call.caller.map(|c| &c.cache_key);
+    // Only a shared store (Redis) makes admission wait.
+    let admitted = match call.snap.settings().rate_limit_store.as_deref() {
+        None => crate::ratelimit::admit(limiters, caller_key),
+        Some(store) => crate::ratelimit::admit_shared(store, limiters, caller_key).await,
+    };
+    let _admission = match admitted {
         Ok(admission) => admission,
         Err(refusal) => {
             return Err(rate_limited(

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::auth::indent;
 use crate::support::idp::Idp;
+use crate::support::redis::Redis;
 use crate::support::{
     Answer, Gateway, Recorded, Upstream, fixture, modern_headers, modern_meta, post_raw,
 };
@@ -534,4 +535,149 @@ async fn rate_limit_mistakes_name_the_file_and_line() {
         "{:?}",
         loaded.warnings
     );
+}
+
+/// A gateway with a tool budget of `requests_per_second: 0.001, burst: 3` on
+/// `api___listPets`, the shared cache tier in `redis` and `gateway.rate_limit_store: store`.
+async fn replica(upstream: &Upstream, redis: &Redis, store: &str) -> Gateway {
+    gateway(
+        upstream,
+        &format!(
+            "gateway:\n  rate_limit_store: {store}\ncache:\n  shared: \"{}\"",
+            redis.url()
+        ),
+        r#"- name: api
+  openapi: { spec: testapi.yaml, base_url: "{base}/api" }
+  operations:
+    listPets: { rate_limit: { requests_per_second: 0.001, burst: 3 } }"#,
+    )
+    .await
+}
+
+async fn store_outcome(gateway: &Gateway, outcome: &str) -> f64 {
+    sample(
+        &gateway.metrics_text().await,
+        &format!("toolgate_rate_limit_store_total{{outcome=\"{outcome}\"}}"),
+    )
+}
+
+#[tokio::test]
+async fn a_shared_store_gives_replicas_one_budget() {
+    let redis = Redis::start().await;
+    let upstream = Upstream::start(pets(None)).await;
+    let a = replica(&upstream, &redis, "shared").await;
+    let b = replica(&upstream, &redis, "shared").await;
+    ok(&call(&a, None, "api___listPets").await);
+    ok(&call(&a, None, "api___listPets").await);
+    ok(&call(&b, None, "api___listPets").await);
+    for gateway in [&a, &b] {
+        let secs = assert_refused(
+            &call(gateway, None, "api___listPets").await,
+            "tool",
+            "requests_per_second",
+        );
+        assert!((990..=1000).contains(&secs), "{secs}");
+    }
+    assert_eq!(upstream.count(), 3, "one burst of 3 for both replicas");
+    assert_eq!(store_outcome(&a, "shared").await, 3.0);
+    assert_eq!(store_outcome(&b, "shared").await, 2.0);
+    assert_eq!(store_outcome(&a, "fallback").await, 0.0);
+
+    // One key, hashed, that expires.
+    let mut conn = redis.connection().await;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("toolgate:rl:*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let hex = keys[0].strip_prefix("toolgate:rl:").unwrap();
+    assert!(hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()));
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg(&keys[0])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(pttl > 0, "{pttl}");
+}
+
+#[tokio::test]
+async fn a_local_store_gives_each_replica_its_own_budget() {
+    let redis = Redis::start().await;
+    let upstream = Upstream::start(pets(None)).await;
+    let a = replica(&upstream, &redis, "local").await;
+    let b = replica(&upstream, &redis, "local").await;
+    ok(&call(&a, None, "api___listPets").await);
+    ok(&call(&a, None, "api___listPets").await);
+    ok(&call(&b, None, "api___listPets").await);
+    // The same sequence as with the shared store, and then each replica has more left.
+    ok(&call(&a, None, "api___listPets").await);
+    ok(&call(&b, None, "api___listPets").await);
+    ok(&call(&b, None, "api___listPets").await);
+    for gateway in [&a, &b] {
+        assert_refused(
+            &call(gateway, None, "api___listPets").await,
+            "tool",
+            "requests_per_second",
+        );
+    }
+    assert_eq!(upstream.count(), 6, "a burst of 3 per replica");
+    assert_eq!(store_outcome(&a, "shared").await, 0.0);
+    let mut conn = redis.connection().await;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("toolgate:rl:*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(keys.is_empty(), "{keys:?}");
+}
+
+#[tokio::test]
+async fn a_shared_store_that_is_down_falls_back_to_the_local_budget() {
+    let mut redis = Redis::start().await;
+    let upstream = Upstream::start(pets(None)).await;
+    let a = replica(&upstream, &redis, "shared").await;
+    ok(&call(&a, None, "api___listPets").await);
+    assert_eq!(store_outcome(&a, "shared").await, 1.0);
+    redis.stop();
+    // The local budget of this replica decides: its own full burst, then the local 429;
+    // never another error.
+    for _ in 0..3 {
+        ok(&call(&a, None, "api___listPets").await);
+    }
+    for _ in 0..2 {
+        assert_refused(
+            &call(&a, None, "api___listPets").await,
+            "tool",
+            "requests_per_second",
+        );
+    }
+    assert_eq!(upstream.count(), 4);
+    assert_eq!(store_outcome(&a, "fallback").await, 5.0);
+    assert_eq!(store_outcome(&a, "shared").await, 1.0);
+}
+
+#[tokio::test]
+async fn a_shared_rate_limit_store_needs_cache_shared() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(fixture("testapi.yaml"), dir.path().join("testapi.yaml")).unwrap();
+    let path = dir.path().join("gateway.yaml");
+    std::fs::write(
+        &path,
+        "gateway:\n  rate_limit_store: shared\ntargets:\n  - name: api\n    openapi: { spec: testapi.yaml, base_url: http://127.0.0.1:9/api }\n",
+    )
+    .unwrap();
+    let error = toolgate::gateway::load(&path).unwrap_err().to_string();
+    assert!(error.contains("gateway.yaml"), "{error}");
+    assert!(
+        error.contains("gateway.rate_limit_store: shared needs cache.shared"),
+        "{error}"
+    );
+    // `local` (the default) needs nothing.
+    std::fs::write(
+        &path,
+        "gateway:\n  rate_limit_store: local\ntargets:\n  - name: api\n    openapi: { spec: testapi.yaml, base_url: http://127.0.0.1:9/api }\n",
+    )
+    .unwrap();
+    toolgate::gateway::load(&path).unwrap();
 }
