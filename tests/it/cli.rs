@@ -7,6 +7,7 @@ use std::process::Command;
 use rmcp::model::CallToolRequestParams;
 use serde_json::{Value, json};
 
+use crate::support::free_port;
 use crate::support::process::{BIN, GatewayProcess};
 
 fn root() -> &'static Path {
@@ -24,14 +25,6 @@ fn run(args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]

@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use rmcp::model::CallToolRequestParams;
 use serde_json::{Value, json};
 
-use crate::support::{Gateway, all_lifecycles, args, client, text_of};
+use crate::support::{Gateway, all_lifecycles, args, client, free_port, text_of};
 
 /// The interop venv's Python, which has the MCP SDK (`./test.sh` installs it first).
 fn python() -> PathBuf {
@@ -27,14 +27,6 @@ fn python() -> PathBuf {
 
 fn server_script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mcp/python_server.py")
-}
-
-pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A Python MCP server over Streamable HTTP, killed when dropped.

@@ -296,7 +296,7 @@ async fn tool_names(gateway: &Gateway) -> Vec<String> {
 async fn an_rmcp_server_is_federated_with_its_notifications_in_both_eras() {
     for legacy in [false, true] {
         let era = if legacy { "handshake" } else { "2026-07-28" };
-        let port = super::mcp_target::free_port();
+        let port = crate::support::free_port();
         let grown = Arc::new(AtomicUsize::new(0));
         let server = RmcpServer::start(port, legacy, grown.clone()).await;
         // `refresh: 1h`: any change seen below came from the server's notification.
@@ -388,9 +388,9 @@ async fn an_rmcp_server_is_federated_with_its_notifications_in_both_eras() {
 async fn a_dynamically_listed_server_is_asked_on_every_list() {
     for legacy in [false, true] {
         let era = if legacy { "handshake" } else { "2026-07-28" };
-        let port = super::mcp_target::free_port();
+        let port = crate::support::free_port();
         let server = RmcpServer::start(port, legacy, Arc::new(AtomicUsize::new(0))).await;
-        let other_port = super::mcp_target::free_port();
+        let other_port = crate::support::free_port();
         let other = RmcpServer::start(other_port, legacy, Arc::new(AtomicUsize::new(0))).await;
         let yaml = format!(
             "targets:\n  - name: live\n    mcp: {{ url: \"http://127.0.0.1:{port}/mcp\", listing: dynamic, refresh: 1h }}\n"
@@ -533,7 +533,7 @@ pub(crate) fn sse_messages(body: &str) -> Vec<Value> {
 async fn progress_is_relayed_and_cancellation_reaches_the_upstream() {
     for legacy in [false, true] {
         let era = if legacy { "handshake" } else { "2026-07-28" };
-        let port = super::mcp_target::free_port();
+        let port = crate::support::free_port();
         let server = RmcpServer::start(port, legacy, Arc::new(AtomicUsize::new(0))).await;
         let yaml = format!(
             "targets:\n  - name: rs\n    mcp: {{ url: \"http://127.0.0.1:{port}/mcp\" }}\n  - name: short\n    timeout: 1s\n    mcp: {{ url: \"http://127.0.0.1:{port}/mcp\" }}\n"
@@ -644,7 +644,7 @@ async fn progress_is_relayed_and_cancellation_reaches_the_upstream() {
 async fn a_handshake_client_cancels_its_own_call_by_notification() {
     const RESOURCE: &str = "https://gateway.test/mcp";
     let idp = crate::support::idp::Idp::start().await;
-    let port = super::mcp_target::free_port();
+    let port = crate::support::free_port();
     let server = RmcpServer::start(port, true, Arc::new(AtomicUsize::new(0))).await;
     let yaml = format!(
         "inbound:\n  resource: {RESOURCE}\n  jwt:\n    discovery_url: {}\n    audiences: [{RESOURCE}]\ntargets:\n  - name: rs\n    mcp: {{ url: \"http://127.0.0.1:{port}/mcp\" }}\n",

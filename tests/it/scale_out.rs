@@ -14,19 +14,11 @@ use std::time::{Duration, Instant};
 
 use crate::support::process::GatewayProcess;
 use crate::support::redis::Redis;
-use crate::support::{Answer, Recorded, Upstream, fixture, modern_headers, modern_meta};
+use crate::support::{Answer, Recorded, Upstream, fixture, free_port, modern_headers, modern_meta};
 use serde_json::{Value, json};
 
 const CALLERS: usize = 8;
 const SESSION_KEY: &str = "scale-out-test-session-key-0123456789";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A program from Debian's packages, which `./test.sh` installs.
 fn program(name: &str, package: &str) -> PathBuf {

@@ -7,18 +7,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::support::process::GatewayProcess;
-use crate::support::{Answer, Recorded, Upstream, fixture, modern_headers, modern_meta};
+use crate::support::{Answer, Recorded, Upstream, fixture, free_port, modern_headers, modern_meta};
 use serde_json::{Value, json};
 
 const CALLERS: usize = 64;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn pets(_: &Recorded) -> Answer {
     Answer::Json(200, json!({"id": 7, "name": "Rex"}))

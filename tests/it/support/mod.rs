@@ -247,6 +247,16 @@ pub fn corpus(relative: &str) -> PathBuf {
     Path::new(CORPUS).join(relative)
 }
 
+/// A loopback port free now (for a process that must be told its port, or be restarted on
+/// the same one).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// One of our own fixtures under `tests/fixtures`.
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
