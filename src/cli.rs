@@ -1,4 +1,4 @@
-//! The command line: `serve`, `check`, `tools` and `search` (docs/configuration.md), with `RUST_LOG`-style
+//! The command line: `serve`, `check`, `tools`, `search` and `vault` (docs/configuration.md), with `RUST_LOG`-style
 //! filtering and `--log-format json|text`.
 
 use std::path::{Path, PathBuf};
@@ -77,6 +77,40 @@ pub enum Command {
         #[command(subcommand)]
         command: SearchCommand,
     },
+    /// The token vault of per-user OAuth (`vault`, `credentials.oauth2_user`).
+    Vault {
+        /// What to do.
+        #[command(subcommand)]
+        command: VaultCommand,
+    },
+}
+
+/// `toolgate vault` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum VaultCommand {
+    /// Forget a user's tokens (every target's, or one's): the next call for that user asks for
+    /// authorization again. Prints how many records were removed.
+    Revoke {
+        /// The configuration file.
+        #[arg(long, short, default_value = "gateway.yaml")]
+        config: PathBuf,
+        /// The user's inbound token issuer (`iss`).
+        #[arg(long)]
+        issuer: String,
+        /// The user's inbound token subject (`sub`).
+        #[arg(long)]
+        subject: String,
+        /// Only this target's tokens.
+        #[arg(long)]
+        target: Option<String>,
+    },
+    /// Re-encrypt every record with the current key (`vault.key`), after a key rotation; records
+    /// sealed with `vault.previous_keys` are rewritten, then those keys can be dropped.
+    Reseal {
+        /// The configuration file.
+        #[arg(long, short, default_value = "gateway.yaml")]
+        config: PathBuf,
+    },
 }
 
 /// `toolgate search` subcommands.
@@ -136,6 +170,84 @@ pub fn main() -> ExitCode {
                 limit,
                 mode,
             } => search_query(&config, &query, limit, mode.as_deref()),
+        },
+        Command::Vault { command } => vault(command),
+    }
+}
+
+/// `toolgate vault revoke|reseal`: works on the store itself, so it needs no running gateway.
+fn vault(command: VaultCommand) -> ExitCode {
+    use crate::auth::vault::{UserId, Vault};
+    let config_path = match &command {
+        VaultCommand::Revoke { config, .. } | VaultCommand::Reseal { config } => config.clone(),
+    };
+    let config = match crate::config::Config::load(&config_path) {
+        Ok(config) => config,
+        Err(e) => return fail(e),
+    };
+    let Some(settings) = &config.vault else {
+        return fail(format!(
+            "{}: there is no `vault` section, so there are no stored tokens",
+            config_path.display()
+        ));
+    };
+    let shared = match &config.cache.shared {
+        Some(shared) => match crate::cache::shared::SharedTier::new(&shared.value) {
+            Ok(tier) => Some(tier),
+            Err(e) => return fail(format!("{}: cache.shared: {e}", config_path.display())),
+        },
+        None => None,
+    };
+    let store = match Vault::from_config(&settings.value, &config_path, shared.as_ref()) {
+        Ok(store) => store,
+        Err(e) => return fail(format!("{}: vault: {e}", config_path.display())),
+    };
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(e),
+    };
+    match command {
+        VaultCommand::Revoke {
+            issuer,
+            subject,
+            target,
+            ..
+        } => {
+            if let Some(name) = &target
+                && !config.targets.iter().any(|t| t.name.value == *name)
+            {
+                return fail(format!(
+                    "{}: there is no target `{name}`",
+                    config_path.display()
+                ));
+            }
+            let user = UserId::new(issuer, subject);
+            match runtime.block_on(store.revoke_user(&user, target.as_deref())) {
+                Ok(n) => {
+                    println!("revoked {n} token record(s) in {}", store.describe());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
+        VaultCommand::Reseal { .. } => match runtime.block_on(store.reseal()) {
+            Ok(report) => {
+                println!(
+                    "{}: {} re-sealed, {} already current, {} unreadable",
+                    store.describe(),
+                    report.resealed,
+                    report.current,
+                    report.unreadable
+                );
+                if report.unreadable > 0 {
+                    eprintln!(
+                        "warning: {} record(s) open with none of the configured keys; they stay as they are (their users will be asked to authorize again)",
+                        report.unreadable
+                    );
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
         },
     }
 }

@@ -42,6 +42,9 @@ pub struct Config {
     /// Cedar authorization policies (src/policy.rs, docs/policies.md).
     #[serde(default)]
     pub policy: Option<Spanned<crate::policy::PolicyConfig>>,
+    /// The token vault of per-user OAuth (`credentials.oauth2_user`).
+    #[serde(default)]
+    pub vault: Option<Spanned<crate::auth::vault::VaultConfig>>,
     /// Hashes of its parts, for a reload to tell what changed (not a config key).
     #[serde(skip)]
     pub fingerprints: Fingerprints,
@@ -137,6 +140,10 @@ pub struct GatewaySettings {
     /// Where the `requests_per_second` budgets are decided: `local` (default, per replica)
     /// or `shared` (in the Redis of `cache.shared`, across replicas).
     pub rate_limit_store: RateLimitStore,
+    /// The public base URL of this gateway (e.g. `https://gateway.example.com`): the
+    /// browser pages of per-user OAuth (`/oauth/connect`, `/oauth/callback`) are sent to
+    /// users under it. Default: the listener's own address.
+    pub public_url: Option<Spanned<String>>,
 }
 
 /// `gateway.rate_limit_store`.
@@ -170,6 +177,7 @@ impl Default for GatewaySettings {
             search: SearchConfig::default(),
             rate_limit: None,
             rate_limit_store: RateLimitStore::Local,
+            public_url: None,
         }
     }
 }
@@ -848,6 +856,9 @@ pub struct CredentialsConfig {
     /// Exchange the caller's token for one meant for the upstream (RFC 8693).
     #[serde(default)]
     pub token_exchange: Option<crate::auth::oauth2::OAuth2Config>,
+    /// The signed-in user's own token, by the authorization code grant (per-user OAuth).
+    #[serde(default)]
+    pub oauth2_user: Option<crate::auth::user_oauth::UserOAuthConfig>,
 }
 
 /// `credentials.api_key`.
@@ -1067,6 +1078,84 @@ fn check_methods(
 }
 
 impl Config {
+    /// Per-user OAuth: `oauth2_user` targets need inbound authentication with a login
+    /// client and a vault; a vault and `public_url` must be well formed.
+    fn check_user_auth(&self, path: &Path) -> Result<(), ConfigError> {
+        if let Some(url) = &self.gateway.public_url {
+            let ok = url::Url::parse(&url.value).is_ok_and(|u| {
+                matches!(u.scheme(), "http" | "https")
+                    && u.host().is_some()
+                    && u.query().is_none()
+                    && u.fragment().is_none()
+                    && (u.path() == "/" || u.path().is_empty())
+            }) && !url.value.ends_with("//");
+            if !ok {
+                return Err(ConfigError::at(
+                    path,
+                    &url.referenced,
+                    format!(
+                        "gateway.public_url `{}` must be the absolute http(s) base URL users reach this gateway at, without a path, query or fragment (e.g. https://gateway.example.com)",
+                        url.value
+                    ),
+                ));
+            }
+        }
+        if let Some(vault) = &self.vault {
+            vault
+                .value
+                .validate(path, &vault.referenced, self.cache.shared.is_some())?;
+        }
+        for target in &self.targets {
+            let Some(creds) = &target.credentials else {
+                continue;
+            };
+            let Some(user) = &creds.value.oauth2_user else {
+                continue;
+            };
+            let name = &target.name.value;
+            user.validate(path, name)?;
+            if target.openapi.is_none() {
+                return Err(ConfigError::at(
+                    path,
+                    &creds.referenced,
+                    format!(
+                        "target `{name}`: credentials.oauth2_user is supported for openapi targets"
+                    ),
+                ));
+            }
+            let need = |what: &str| {
+                ConfigError::at(
+                    path,
+                    &creds.referenced,
+                    format!(
+                        "target `{name}`: credentials.oauth2_user acts for the signed-in user, which needs {what}"
+                    ),
+                )
+            };
+            match &self.inbound {
+                None => {
+                    return Err(need(
+                        "inbound authentication (an `inbound:` section): the user is the token's issuer and subject",
+                    ));
+                }
+                Some(i) if i.login.is_none() => {
+                    return Err(need(
+                        "`inbound.login` (the gateway's client at the inbound issuer): the user who opens an authorization link must sign in, so that tokens are stored for the user who asked",
+                    ));
+                }
+                Some(_) => {}
+            }
+            if self.vault.is_none() {
+                return Err(need(
+                    "a `vault:` section (where the users' tokens are kept, encrypted)",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Config {
     /// Reads, interpolates, parses and validates the file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)
@@ -1162,6 +1251,7 @@ impl Config {
                 "gateway.rate_limit_store: shared needs cache.shared (the Redis it shares rate limits in); configure cache.shared or use rate_limit_store: local",
             ));
         }
+        self.check_user_auth(path)?;
         if self.gateway.page_size == 0 {
             return Err(ConfigError::file(
                 path,
@@ -1238,6 +1328,7 @@ impl Config {
                     c.oauth2.is_some(),
                     c.passthrough,
                     c.token_exchange.is_some(),
+                    c.oauth2_user.is_some(),
                 ];
                 let count = kinds.iter().filter(|k| **k).count();
                 if count != 1 {
@@ -1245,7 +1336,7 @@ impl Config {
                         path,
                         &creds.referenced,
                         format!(
-                            "target `{}`: `credentials` takes exactly one of bearer, api_key, oauth2, passthrough or token_exchange (found {count})",
+                            "target `{}`: `credentials` takes exactly one of bearer, api_key, oauth2, passthrough, token_exchange or oauth2_user (found {count})",
                             name.value
                         ),
                     ));

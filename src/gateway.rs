@@ -51,6 +51,8 @@ pub struct Loaded {
     pub rate_limit: Option<Arc<Limiter>>,
     /// `policy:`, parsed again by every (re)load.
     pub policy: Option<Arc<crate::policy::Policies>>,
+    /// Per-user OAuth (vault, login client, targets), when a target uses it.
+    pub user_auth: Option<Arc<crate::auth::user_oauth::UserAuth>>,
 }
 
 /// What one target contributed.
@@ -285,7 +287,9 @@ fn build(
         )),
         None => None,
     };
+    let user_auth = user_auth(&config, path, &catalog, shared_cache.as_ref(), metrics)?;
     Ok(Loaded {
+        user_auth,
         policy,
         rate_limit,
         targets: builds.iter().map(|b| b.summary.clone()).collect(),
@@ -299,6 +303,67 @@ fn build(
         shared_cache,
         sessions,
     })
+}
+
+/// Per-user OAuth's run-time part, when some tool's target acts for the user: the vault
+/// (its key read now) and the login client (its secret read now).
+fn user_auth(
+    config: &Config,
+    path: &Path,
+    catalog: &Catalog,
+    shared: Option<&Arc<SharedTier>>,
+    metrics: &Arc<Metrics>,
+) -> Result<Option<Arc<crate::auth::user_oauth::UserAuth>>, LoadError> {
+    let mut targets = std::collections::HashMap::new();
+    for tool in catalog.tools() {
+        if let Some(oauth) = tool.binding.user_oauth() {
+            targets
+                .entry(tool.target.clone())
+                .or_insert_with(|| oauth.clone());
+        }
+    }
+    if targets.is_empty() {
+        return Ok(None);
+    }
+    let fail = |at: Option<&serde_saphyr::Location>, m: String| {
+        LoadError::Config(match at {
+            Some(at) => ConfigError::at(path, at, m),
+            None => ConfigError::file(path, m),
+        })
+    };
+    // Validated: oauth2_user comes with a vault and inbound.login.
+    let (Some(vault), Some(inbound)) = (&config.vault, &config.inbound) else {
+        return Err(fail(
+            None,
+            "credentials.oauth2_user needs `vault:` and `inbound.login`".into(),
+        ));
+    };
+    let Some(login) = &inbound.login else {
+        return Err(fail(
+            None,
+            "credentials.oauth2_user needs `inbound.login`".into(),
+        ));
+    };
+    let store = crate::auth::vault::Vault::from_config(&vault.value, path, shared)
+        .map_err(|m| fail(Some(&vault.referenced), format!("vault: {m}")))?;
+    let discovery = inbound
+        .jwt
+        .value
+        .discovery_url
+        .as_ref()
+        .map(|d| d.value.as_str());
+    let login = crate::auth::user_oauth::Login::new(&login.value, discovery, path, metrics.clone())
+        .map_err(|m| fail(Some(&login.referenced), m))?;
+    Ok(Some(Arc::new(crate::auth::user_oauth::UserAuth {
+        vault: store,
+        login,
+        targets,
+        public_url: config
+            .gateway
+            .public_url
+            .as_ref()
+            .map(|u| u.value.trim_end_matches('/').to_string()),
+    })))
 }
 
 /// A hash of a file's content; `None` when it cannot be read.
@@ -680,6 +745,20 @@ impl Loaded {
             .flat_map(|b| b.inputs.iter().map(|(p, _)| p.clone()))
             .chain(session_key.map(|f| Config::resolve(&self.config_file, f)))
             .chain(self.policy.iter().flat_map(|p| p.files.iter().cloned()))
+            .chain(
+                self.config
+                    .vault
+                    .iter()
+                    .flat_map(|v| v.value.files(&self.config_file)),
+            )
+            .chain(
+                self.config
+                    .inbound
+                    .as_ref()
+                    .and_then(|i| i.login.as_ref())
+                    .and_then(|l| l.value.client_secret_file.as_ref())
+                    .map(|f| Config::resolve(&self.config_file, &f.value)),
+            )
             .collect()
     }
 

@@ -39,10 +39,13 @@ pub enum Outcome {
     InvalidAnswer,
     /// Refused by a rate limit (HTTP 429); the upstream was not called.
     RateLimited,
+    /// The user must authorize the upstream first (a URL elicitation was sent); the
+    /// upstream was not called.
+    AuthorizationRequired,
 }
 
 impl Outcome {
-    const ALL: [Outcome; 8] = [
+    const ALL: [Outcome; 9] = [
         Outcome::Ok,
         Outcome::ToolError,
         Outcome::UpstreamError,
@@ -51,6 +54,7 @@ impl Outcome {
         Outcome::InvalidArguments,
         Outcome::InvalidAnswer,
         Outcome::RateLimited,
+        Outcome::AuthorizationRequired,
     ];
 
     /// The label value.
@@ -64,6 +68,7 @@ impl Outcome {
             Outcome::InvalidArguments => "invalid_arguments",
             Outcome::InvalidAnswer => "invalid_answer",
             Outcome::RateLimited => "rate_limited",
+            Outcome::AuthorizationRequired => "authorization_required",
         }
     }
 }
@@ -119,6 +124,8 @@ pub const FAMILIES: &[&str] = &[
     "toolgate_auth_failures_total",
     "toolgate_jwks_refreshes_total",
     "toolgate_outbound_token_fetches_total",
+    "toolgate_user_authorizations_total",
+    "toolgate_user_tokens_total",
     "toolgate_config_loads_total",
     "toolgate_config_reloads_total",
     "toolgate_catalog_tools",
@@ -166,6 +173,13 @@ pub struct Metrics {
     pub jwks_refreshes: IntCounterVec,
     /// Outbound token fetches by target and outcome.
     pub token_fetches: IntCounterVec,
+    /// Per-user OAuth authorization flows by target and outcome (`started`, `connected`,
+    /// `declined`, `user_mismatch`, `browser_mismatch`, `expired`, `invalid_link`,
+    /// `invalid_state`, `failed`).
+    pub user_authorizations: IntCounterVec,
+    /// Per-user token events by target (`elicited`, `refreshed`, `refresh_refused`,
+    /// `refresh_failed`, `rejected`, `revoked`).
+    pub user_tokens: IntCounterVec,
     /// Configuration loads (at start and on every reload) by outcome.
     pub config_loads: IntCounterVec,
     /// Reloads of a running gateway by outcome (`ok`, `error`).
@@ -330,6 +344,18 @@ impl Metrics {
                 "toolgate_outbound_token_fetches_total",
                 "Outbound OAuth2 token requests by target and outcome.",
                 &["target", "outcome"],
+            ),
+            user_authorizations: counter(
+                &registry,
+                "toolgate_user_authorizations_total",
+                "Per-user OAuth authorization flows (connect links opened in a browser) by target and outcome.",
+                &["target", "outcome"],
+            ),
+            user_tokens: counter(
+                &registry,
+                "toolgate_user_tokens_total",
+                "Per-user OAuth token events (elicitations, refreshes, rejections, revocations) by target.",
+                &["target", "event"],
             ),
             config_loads: counter(
                 &registry,
@@ -565,7 +591,7 @@ impl Default for Metrics {
 /// One tool's metric handles, bound at load.
 #[derive(Clone)]
 pub struct ToolMetrics {
-    calls: [IntCounter; 8],
+    calls: [IntCounter; 9],
     /// Gateway duration of a call.
     pub duration: Histogram,
     /// Upstream part of a call.

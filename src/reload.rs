@@ -72,7 +72,22 @@ pub fn endpoint_settings(
         },
         policy: loaded.policy.clone(),
         interceptors: crate::interceptors::Interceptors::build(&loaded.config.interceptors),
+        user_auth: loaded.user_auth.clone(),
+        public_base: public_base(&loaded.config, listen).into(),
     }
+}
+
+/// `gateway.public_url` without a trailing `/`, else the listener's own address (loopback
+/// when it listens on every interface).
+fn public_base(config: &crate::config::Config, listen: std::net::SocketAddr) -> String {
+    if let Some(url) = &config.gateway.public_url {
+        return url.value.trim_end_matches('/').to_string();
+    }
+    let mut addr = listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    format!("http://{addr}")
 }
 
 /// The snapshot of a first load, with its inbound authenticator (started here). The shared

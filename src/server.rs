@@ -17,6 +17,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::CONTENT_TYPE;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -103,6 +104,17 @@ async fn serve_mcp(state: &AppState, stack: &McpStack, request: Request<Incoming
 async fn route(state: &AppState, stack: &McpStack, request: Request<Incoming>) -> HttpResponse {
     match request.uri().path() {
         "/mcp" | "/mcp/" => serve_mcp(state, stack, request).await,
+        // The browser pages of per-user OAuth.
+        path @ ("/oauth/connect" | "/oauth/callback") => {
+            crate::auth::connect::serve(
+                &state.endpoint,
+                request.method(),
+                path,
+                request.uri().query().unwrap_or(""),
+                request.headers(),
+            )
+            .await
+        }
         // The AgentCore Runtime container contract polls /ping.
         "/ping" => text(
             StatusCode::OK,
@@ -204,11 +216,101 @@ async fn route_admin(state: &AppState, request: Request<Incoming>) -> HttpRespon
                 .insert(http::header::ALLOW, HeaderValue::from_static("POST"));
             response
         }
+        (&Method::POST, "/admin/vault/revoke") => revoke(state, request).await,
+        (_, "/admin/vault/revoke") => {
+            let mut response = text(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "text/plain",
+                "POST /admin/vault/revoke {\"issuer\", \"subject\", \"target\"?} forgets a user's upstream tokens\n",
+            );
+            response
+                .headers_mut()
+                .insert(http::header::ALLOW, HeaderValue::from_static("POST"));
+            response
+        }
         (_, "/healthz" | "/ping") => text(StatusCode::OK, "text/plain", "ok\n"),
         _ => text(
             StatusCode::NOT_FOUND,
             "text/plain",
             "not found: try /metrics or POST /admin/reload\n",
+        ),
+    }
+}
+
+/// `POST /admin/vault/revoke`: forgets the upstream tokens of one user (every target, or
+/// `target`), in the vault every replica reads.
+async fn revoke(state: &AppState, request: Request<Incoming>) -> HttpResponse {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Revoke {
+        issuer: String,
+        subject: String,
+        #[serde(default)]
+        target: Option<String>,
+    }
+    let json = |status: StatusCode, value: serde_json::Value| {
+        let mut response = Response::new(ResponseBody::full(value.to_string()));
+        *response.status_mut() = status;
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        response
+    };
+    let body = match http_body_util::Limited::new(request.into_body(), 64 << 10)
+        .collect()
+        .await
+    {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            return json(
+                StatusCode::BAD_REQUEST,
+                serde_json::json!({ "error": format!("cannot read the body: {e}") }),
+            );
+        }
+    };
+    let ask: Revoke = match serde_json::from_slice(&body) {
+        Ok(a) => a,
+        Err(e) => {
+            return json(
+                StatusCode::BAD_REQUEST,
+                serde_json::json!({ "error": format!("the body must be {{\"issuer\": ..., \"subject\": ..., \"target\": optional}}: {e}") }),
+            );
+        }
+    };
+    let snapshot = state.endpoint.snapshot();
+    let Some(auth) = snapshot.settings().user_auth.as_deref() else {
+        return json(
+            StatusCode::NOT_FOUND,
+            serde_json::json!({ "error": "no target acts for users (credentials.oauth2_user): there is no vault" }),
+        );
+    };
+    if let Some(t) = &ask.target
+        && !auth.targets.contains_key(t.as_str())
+    {
+        return json(
+            StatusCode::NOT_FOUND,
+            serde_json::json!({ "error": format!("target `{t}` does not act for users") }),
+        );
+    }
+    let user = crate::auth::vault::UserId::new(ask.issuer, ask.subject);
+    match auth.vault.revoke_user(&user, ask.target.as_deref()).await {
+        Ok(revoked) => {
+            state
+                .endpoint
+                .metrics()
+                .user_tokens
+                .with_label_values(&[ask.target.as_deref().unwrap_or("*"), "revoked"])
+                .inc_by(revoked as u64);
+            tracing::info!(
+                revoked,
+                target_name = ask.target.as_deref(),
+                "vault: user tokens revoked (admin)"
+            );
+            json(StatusCode::OK, serde_json::json!({ "revoked": revoked }))
+        }
+        Err(e) => json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({ "error": e.to_string() }),
         ),
     }
 }

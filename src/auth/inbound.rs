@@ -40,6 +40,10 @@ pub struct InboundConfig {
     pub resource: Option<Spanned<String>>,
     /// JWT bearer tokens.
     pub jwt: Spanned<JwtConfig>,
+    /// The gateway's own OpenID Connect client at this issuer, signing users in on the
+    /// per-user OAuth pages (`credentials.oauth2_user`).
+    #[serde(default)]
+    pub login: Option<Spanned<crate::auth::user_oauth::LoginConfig>>,
 }
 
 /// `inbound.jwt`.
@@ -220,6 +224,11 @@ impl InboundConfig {
         }
         if jwt.leeway.is_some_and(|l| l > Duration::from_secs(300)) {
             return Err(err(at, "inbound.jwt.leeway is at most 5m".into()));
+        }
+        if let Some(login) = &self.login {
+            login
+                .value
+                .validate(file, &login.referenced, jwt.discovery_url.is_some())?;
         }
         if jwt.jwks_refresh.is_some_and(|r| r < Duration::from_secs(1)) {
             return Err(err(
@@ -443,6 +452,28 @@ impl InboundAuth {
         if token.is_empty() {
             return Err(AuthError::Missing);
         }
+        let (claims, issuer) = self.verify_jwt(token, &self.audiences).await?;
+        self.authorize(claims, token, &issuer)
+    }
+
+    /// Verifies an OpenID Connect ID token issued to the gateway's own login client
+    /// (`inbound.login`): the issuer's signature, `iss`, `exp` and `aud` = `client_id`.
+    /// Returns its claims and the issuer.
+    pub async fn verify_id_token(
+        &self,
+        token: &str,
+        client_id: &str,
+    ) -> Result<(Map<String, Value>, String), AuthError> {
+        self.verify_jwt(token, &[client_id.to_string()]).await
+    }
+
+    /// The signature and time checks shared by access and ID tokens; `audiences` empty
+    /// means no audience check.
+    async fn verify_jwt(
+        &self,
+        token: &str,
+        audiences: &[String],
+    ) -> Result<(Map<String, Value>, String), AuthError> {
         let header = peek_header(token)?;
         let alg = header.alg;
         let algorithm: Algorithm = alg
@@ -479,13 +510,13 @@ impl InboundAuth {
         validation.leeway = self.leeway.as_secs();
         validation.validate_nbf = true;
         validation.set_issuer(&[&keys.issuer]);
-        if self.audiences.is_empty() {
+        if audiences.is_empty() {
             // `audiences: []` (validated to come with allowed_clients).
             validation.validate_aud = false;
             validation.set_required_spec_claims(&["exp", "iss"]);
         } else {
             validation.set_required_spec_claims(&["exp", "iss", "aud"]);
-            validation.set_audience(&self.audiences);
+            validation.set_audience(audiences);
         }
 
         let mut last_error = None;
@@ -511,7 +542,7 @@ impl InboundAuth {
                 last_error.unwrap_or_else(|| invalid("signature", "no key verifies the token"))
             );
         };
-        self.authorize(claims, token, &keys.issuer)
+        Ok((claims, keys.issuer.clone()))
     }
 
     /// The checks after the signature: client, scopes, claim rules.

@@ -139,7 +139,7 @@ impl AccessToken {
 }
 
 /// A token endpoint with the client's credentials.
-struct TokenEndpoint {
+pub(crate) struct TokenEndpoint {
     target: Arc<str>,
     url: http::Uri,
     url_text: String,
@@ -152,7 +152,7 @@ struct TokenEndpoint {
 }
 
 impl TokenEndpoint {
-    fn new(
+    pub(crate) fn new(
         target: &str,
         config: &OAuth2Config,
         secret: Secret,
@@ -192,6 +192,41 @@ impl TokenEndpoint {
         grant: &str,
         timeout: Duration,
     ) -> Result<AccessToken, TokenError> {
+        let parsed = self
+            .grant(http, grant, timeout)
+            .await
+            .map_err(|f| f.error)?;
+        let lifetime = parsed.lifetime();
+        let margin = EXPIRY_MARGIN.min(lifetime / 5);
+        let authorization = parsed
+            .authorization()
+            .inspect_err(|_| self.outcome(false))?;
+        tracing::debug!(target_name = %self.target, lifetime_s = lifetime.as_secs(), "outbound token obtained");
+        Ok(AccessToken {
+            authorization,
+            renew_at: Instant::now() + lifetime - margin,
+        })
+    }
+
+    fn outcome(&self, ok: bool) {
+        self.metrics
+            .token_fetches
+            .with_label_values(&[&*self.target, if ok { "ok" } else { "error" }])
+            .inc();
+    }
+
+    /// POSTs a grant (`grant` is the form body's grant part, already encoded) and reads the
+    /// whole token response, within `timeout`; only bearer tokens are accepted.
+    pub(crate) async fn grant(
+        &self,
+        http: &HttpClient,
+        grant: &str,
+        timeout: Duration,
+    ) -> Result<TokenResponse, GrantFailure> {
+        let fail = |error: TokenError| GrantFailure {
+            error,
+            invalid_grant: false,
+        };
         let mut body = String::with_capacity(256);
         body.push_str(grant);
         body.push_str(&self.extra);
@@ -214,7 +249,9 @@ impl TokenEndpoint {
                 );
                 let mut value = HeaderValue::try_from(format!("Basic {}", STANDARD.encode(pair)))
                     .map_err(|_| {
-                    TokenError("the client credentials cannot be sent in a header".into())
+                    fail(TokenError(
+                        "the client credentials cannot be sent in a header".into(),
+                    ))
                 })?;
                 value.set_sensitive(true);
                 headers.insert(AUTHORIZATION, value);
@@ -226,82 +263,104 @@ impl TokenEndpoint {
         }
         *request.body_mut() = RequestBody::new(Bytes::from(body));
         let result = http.send(request, MAX_TOKEN_RESPONSE, timeout).await;
-        let outcome = |ok: bool| {
-            self.metrics
-                .token_fetches
-                .with_label_values(&[&*self.target, if ok { "ok" } else { "error" }])
-                .inc();
-        };
         let answer = match result {
             Ok(a) => a,
             Err(crate::targets::UpstreamError::Status {
                 status,
                 body_excerpt,
             }) => {
-                outcome(false);
-                return Err(TokenError(format!(
-                    "the token endpoint {} refused the request (HTTP {status}{})",
-                    self.url_text,
-                    oauth_error(&body_excerpt)
-                )));
+                self.outcome(false);
+                // RFC 6749 section 5.2: the grant (code, refresh token) is no longer good.
+                let invalid_grant =
+                    status == 400 && oauth_error(&body_excerpt).starts_with(": invalid_grant");
+                return Err(GrantFailure {
+                    error: TokenError(format!(
+                        "the token endpoint {} refused the request (HTTP {status}{})",
+                        self.url_text,
+                        oauth_error(&body_excerpt)
+                    )),
+                    invalid_grant,
+                });
             }
             Err(e) => {
-                outcome(false);
-                return Err(TokenError(format!(
+                self.outcome(false);
+                return Err(fail(TokenError(format!(
                     "the token endpoint {} failed: {e}",
                     self.url_text
-                )));
+                ))));
             }
         };
-        #[derive(Deserialize)]
-        struct TokenResponse {
-            access_token: String,
-            #[serde(default)]
-            token_type: Option<String>,
-            #[serde(default)]
-            expires_in: Option<f64>,
-        }
         let parsed: TokenResponse = serde_json::from_slice(&answer.body).map_err(|_| {
-            outcome(false);
-            TokenError(format!(
+            self.outcome(false);
+            fail(TokenError(format!(
                 "the token endpoint {} did not answer with an access token",
                 self.url_text
-            ))
+            )))
         })?;
         if parsed
             .token_type
             .as_deref()
             .is_some_and(|t| !t.eq_ignore_ascii_case("bearer"))
         {
-            outcome(false);
-            return Err(TokenError(format!(
+            self.outcome(false);
+            return Err(fail(TokenError(format!(
                 "the token endpoint {} issued a `{}` token; only bearer tokens are supported",
                 self.url_text,
                 parsed.token_type.unwrap_or_default()
-            )));
+            ))));
         }
-        let lifetime = parsed
-            .expires_in
-            .filter(|s| s.is_finite() && *s > 0.0)
-            .map_or(DEFAULT_LIFETIME, Duration::from_secs_f64);
-        let margin = EXPIRY_MARGIN.min(lifetime / 5);
-        let mut authorization = HeaderValue::try_from(format!("Bearer {}", parsed.access_token))
-            .map_err(|_| {
-                outcome(false);
-                TokenError("the issued access token is not a valid header value".into())
-            })?;
-        authorization.set_sensitive(true);
-        outcome(true);
-        tracing::debug!(target_name = %self.target, lifetime_s = lifetime.as_secs(), "outbound token obtained");
-        Ok(AccessToken {
-            authorization,
-            renew_at: Instant::now() + lifetime - margin,
-        })
+        self.outcome(true);
+        Ok(parsed)
     }
 }
 
+/// Why a grant failed: the error, and whether the endpoint said the grant itself (an
+/// authorization code, a refresh token) is no longer valid (`invalid_grant`).
+pub(crate) struct GrantFailure {
+    pub error: TokenError,
+    pub invalid_grant: bool,
+}
+
+/// A token endpoint's answer (RFC 6749 section 5.1, plus OpenID Connect's `id_token`).
+#[derive(Deserialize)]
+pub(crate) struct TokenResponse {
+    pub access_token: String,
+    #[serde(default)]
+    pub token_type: Option<String>,
+    #[serde(default)]
+    pub expires_in: Option<f64>,
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+    #[serde(default)]
+    pub scope: Option<String>,
+    #[serde(default)]
+    pub id_token: Option<String>,
+}
+
+impl TokenResponse {
+    /// How long the access token lives (a default when the endpoint does not say).
+    pub fn lifetime(&self) -> Duration {
+        self.expires_in
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map_or(DEFAULT_LIFETIME, Duration::from_secs_f64)
+    }
+
+    /// `Bearer <token>`, marked sensitive.
+    pub fn authorization(&self) -> Result<HeaderValue, TokenError> {
+        bearer_header(&self.access_token)
+    }
+}
+
+/// `Bearer <token>` as a sensitive header value.
+pub(crate) fn bearer_header(token: &str) -> Result<HeaderValue, TokenError> {
+    let mut value = HeaderValue::try_from(format!("Bearer {token}"))
+        .map_err(|_| TokenError("the issued access token is not a valid header value".into()))?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
 /// `: error (description)` from an OAuth error body, if it is one.
-fn oauth_error(body: &str) -> String {
+pub(crate) fn oauth_error(body: &str) -> String {
     #[derive(Deserialize)]
     struct OAuthError {
         error: String,
@@ -317,7 +376,7 @@ fn oauth_error(body: &str) -> String {
     }
 }
 
-fn form_encode(s: &str) -> String {
+pub(crate) fn form_encode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
@@ -329,7 +388,7 @@ fn form_urlencoded_pairs(pairs: &[(&str, &str)]) -> String {
     s
 }
 
-fn push_pair(out: &mut String, key: &str, value: &str) {
+pub(crate) fn push_pair(out: &mut String, key: &str, value: &str) {
     out.push('&');
     out.push_str(&form_encode(key));
     out.push('=');

@@ -46,6 +46,9 @@ pub enum CredentialProvider {
     Passthrough,
     /// The caller's token exchanged for one meant for the upstream (RFC 8693).
     TokenExchange(std::sync::Arc<super::oauth2::TokenExchange>),
+    /// The signed-in user's own token from the vault (per-user OAuth); the call gets it
+    /// before it is sent ([`super::user_oauth::UserCall`]).
+    OAuth2User(std::sync::Arc<super::user_oauth::UserOAuth>),
 }
 
 impl CredentialProvider {
@@ -53,7 +56,7 @@ impl CredentialProvider {
     pub fn is_dynamic(&self) -> bool {
         matches!(
             self,
-            Self::OAuth2(_) | Self::Passthrough | Self::TokenExchange(_)
+            Self::OAuth2(_) | Self::Passthrough | Self::TokenExchange(_) | Self::OAuth2User(_)
         )
     }
 }
@@ -68,6 +71,7 @@ impl std::fmt::Debug for CredentialProvider {
             Self::OAuth2(source) => write!(f, "{source:?}"),
             Self::Passthrough => f.write_str("Passthrough"),
             Self::TokenExchange(exchange) => write!(f, "{exchange:?}"),
+            Self::OAuth2User(user) => write!(f, "{user:?}"),
         }
     }
 }
@@ -167,6 +171,10 @@ impl CredentialProvider {
             let source = super::oauth2::ClientCredentials::new(target, o, secret, metrics.clone())?;
             return Ok(CredentialProvider::OAuth2(Arc::new(source)));
         }
+        if let Some(o) = &c.oauth2_user {
+            let user = super::user_oauth::UserOAuth::new(target, o, config_file, metrics.clone())?;
+            return Ok(CredentialProvider::OAuth2User(Arc::new(user)));
+        }
         if let Some(o) = &c.token_exchange {
             let secret = o.secret(config_file)?;
             let exchange = super::oauth2::TokenExchange::new(target, o, secret, metrics.clone())?;
@@ -189,11 +197,15 @@ impl CredentialProvider {
 impl crate::config::CredentialsConfig {
     /// The files the credentials are read from (secret files), resolved.
     pub fn files(&self, config_file: &std::path::Path) -> Vec<std::path::PathBuf> {
-        [&self.oauth2, &self.token_exchange]
+        let mut files: Vec<std::path::PathBuf> = [&self.oauth2, &self.token_exchange]
             .into_iter()
             .flatten()
             .filter_map(|o| o.client_secret_file.as_ref())
             .map(|f| crate::config::Config::resolve(config_file, &f.value))
-            .collect()
+            .collect();
+        if let Some(u) = &self.oauth2_user {
+            files.extend(u.files(config_file));
+        }
+        files
     }
 }

@@ -24,6 +24,8 @@ pub mod code {
     pub const UNSUPPORTED_PROTOCOL_VERSION: i32 = -32022;
     /// A rate limit refused the call (toolgate's own, in the server-defined range).
     pub const RATE_LIMITED: i32 = -32029;
+    /// A URL mode elicitation must be completed first (2025-11-25 only).
+    pub const URL_ELICITATION_REQUIRED: i32 = -32042;
 }
 
 /// One incoming JSON-RPC message, borrowing from the request body.
@@ -103,6 +105,9 @@ pub enum ErrorKind {
         /// Seconds until a call may pass, at least 1.
         retry_after: u64,
     },
+    /// The call needs the user to complete a URL elicitation first, e.g. authorize an
+    /// upstream (-32042, HTTP 200; 2025-11-25).
+    UrlElicitationRequired,
     /// A request the gateway cannot serve for a reason of its own (-32603, 500).
     Internal,
     /// A fail-closed interceptor timed out, failed or gave an invalid answer (-32603, 502).
@@ -158,6 +163,7 @@ impl RpcError {
                 code::INTERNAL_ERROR
             }
             ErrorKind::RateLimited { .. } => code::RATE_LIMITED,
+            ErrorKind::UrlElicitationRequired => code::URL_ELICITATION_REQUIRED,
             ErrorKind::InvalidRequest
             | ErrorKind::Refused(_)
             | ErrorKind::MethodNotAllowed(_)
@@ -170,7 +176,9 @@ impl RpcError {
     pub fn status(&self) -> http::StatusCode {
         use http::StatusCode as S;
         match &self.kind {
-            ErrorKind::InvalidParams | ErrorKind::MethodNotFound(super::Era::Legacy) => S::OK,
+            ErrorKind::InvalidParams
+            | ErrorKind::UrlElicitationRequired
+            | ErrorKind::MethodNotFound(super::Era::Legacy) => S::OK,
             ErrorKind::MethodNotFound(super::Era::Modern) => S::NOT_FOUND,
             ErrorKind::Parse
             | ErrorKind::InvalidRequest

@@ -86,6 +86,11 @@ pub struct EndpointSettings {
     pub policy: Option<Arc<crate::policy::Policies>>,
     /// `interceptors:`; `None` when there is none (then no request pays for them).
     pub interceptors: Option<Arc<crate::interceptors::Interceptors>>,
+    /// Per-user OAuth (`credentials.oauth2_user`): the vault, the login client, the targets.
+    pub user_auth: Option<Arc<crate::auth::user_oauth::UserAuth>>,
+    /// The base URL of the gateway's browser pages (`gateway.public_url`, else the
+    /// listener's address), without a trailing `/`.
+    pub public_base: Arc<str>,
 }
 
 /// Everything one request is served from: the catalog and the settings of one load,
@@ -205,6 +210,11 @@ impl McpEndpoint {
             reloads: tokio::sync::watch::Sender::new(0),
             cancels: cancel::Cancels::default(),
         }
+    }
+
+    /// The pooled HTTP client (for the gateway's own requests).
+    pub fn http_client(&self) -> &HttpClient {
+        &self.http
     }
 
     /// Tells requests waiting for a reload that one finished (whether or not it loaded).

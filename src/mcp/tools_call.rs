@@ -18,6 +18,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use crate::auth::user_oauth::UserCall;
 use crate::cache::{CacheKey, CacheScope, CachedAnswer, Lookup};
 use crate::catalog::{OutputMapping, Tool};
 use crate::metrics::Outcome;
@@ -29,6 +30,11 @@ struct CallParams<'a> {
     name: Cow<'a, str>,
     #[serde(default)]
     arguments: Option<Value>,
+    /// 2026-07-28 retries of an `input_required` result carry the client's answers.
+    #[serde(default, rename = "inputResponses", borrow)]
+    input_responses: Option<&'a RawValue>,
+    #[serde(default, rename = "_meta", borrow)]
+    meta: Option<&'a RawValue>,
 }
 
 /// Most validation problems listed in one result; the rest are counted.
@@ -141,10 +147,55 @@ pub(super) async fn handle(
             ));
         }
     };
+    // Per-user OAuth: the user's token before anything is sent; without one the call is
+    // answered with a URL elicitation.
+    let user_call;
+    let user = match tool.binding.user_oauth() {
+        None => None,
+        Some(oauth) => match user_credential(
+            endpoint,
+            call,
+            tool,
+            oauth,
+            (params.input_responses, params.meta),
+        )
+        .await
+        {
+            Ok(c) => {
+                user_call = c;
+                Some(&user_call)
+            }
+            Err(Early::Error(error)) => return Err(error),
+            Err(Early::Result(fragment, outcome)) => {
+                write_result(out, call.id, call.era, &fragment);
+                finish(
+                    call,
+                    tool,
+                    &Rendered::new(fragment, outcome),
+                    CacheUse::Off,
+                    started,
+                );
+                return Ok(());
+            }
+            Err(Early::InputRequired(body)) => {
+                jsonrpc::begin_result(out, call.id);
+                out.extend_from_slice(&body);
+                jsonrpc::end_result(out);
+                finish(
+                    call,
+                    tool,
+                    &Rendered::new(Bytes::new(), Outcome::AuthorizationRequired),
+                    CacheUse::Off,
+                    started,
+                );
+                return Ok(());
+            }
+        },
+    };
     let _in_flight = InFlight::enter(&metrics.in_flight);
     let (rendered, cache_use) = match &tool.cache {
         None => (
-            execute(endpoint, call, tool, &arguments).await,
+            execute(endpoint, call, tool, &arguments, user).await,
             CacheUse::Off,
         ),
         Some(policy) => {
@@ -156,7 +207,7 @@ pub(super) async fn handle(
             };
             let key = CacheKey::new(&tool.name, &arguments, caller);
             let fill = async {
-                let rendered = execute(endpoint, call, tool, &arguments).await;
+                let rendered = execute(endpoint, call, tool, &arguments, user).await;
                 match rendered.keep_for(policy.ttl, policy.scope) {
                     Some(ttl) => Ok(Arc::new(CachedAnswer {
                         fragment: rendered.fragment.clone(),
@@ -314,6 +365,166 @@ fn rate_limited(
     )
 }
 
+/// How a per-user OAuth call ends early.
+enum Early {
+    /// A JSON-RPC error (the 2025-11-25 URL elicitation).
+    Error(RpcError),
+    /// A tool result (`isError`), written as usual.
+    Result(Bytes, Outcome),
+    /// A complete 2026-07-28 `input_required` result object.
+    InputRequired(Vec<u8>),
+}
+
+/// The key of the gateway's URL elicitation in `inputRequests` / `inputResponses`.
+const AUTHORIZE_KEY: &str = "authorize";
+
+/// The user's token for a call to a per-user OAuth target, or how to answer without one:
+/// a URL elicitation as the call's revision defines it (2025-11-25: error -32042;
+/// 2026-07-28: an `input_required` result, when the client declared URL elicitation), else
+/// a tool error carrying the link.
+async fn user_credential<'a>(
+    endpoint: &McpEndpoint,
+    call: &'a Call<'a>,
+    tool: &Tool,
+    oauth: &'a crate::auth::user_oauth::UserOAuth,
+    (input_responses, meta): (Option<&RawValue>, Option<&RawValue>),
+) -> Result<UserCall<'a>, Early> {
+    use crate::auth::user_oauth::UserTokenError;
+    let fail = |m: String| {
+        Early::Result(
+            error_fragment(&format!("Tool {} failed: {m}", tool.name)),
+            Outcome::UpstreamError,
+        )
+    };
+    let Some(auth) = call.snap.settings().user_auth.as_deref() else {
+        return Err(fail("per-user OAuth is not set up".into()));
+    };
+    let Some(user) = call.caller.and_then(crate::auth::user_oauth::user_of) else {
+        return Err(fail(format!(
+            "target `{}` acts for the signed-in user, and the caller's token names none (no `iss` and `sub`)",
+            tool.target
+        )));
+    };
+    match oauth.access_for(&endpoint.http, &auth.vault, &user).await {
+        Ok(access) => {
+            return Ok(UserCall {
+                oauth,
+                vault: &auth.vault,
+                user,
+                access,
+            });
+        }
+        Err(UserTokenError::Failed(m)) => return Err(fail(m)),
+        Err(UserTokenError::NotConnected) => {}
+    }
+    if call.era == Era::Modern && declined(input_responses) {
+        return Err(Early::Result(
+            error_fragment(&format!(
+                "Tool {} was not called: the user declined to authorize `{}`",
+                tool.name, tool.target
+            )),
+            Outcome::AuthorizationRequired,
+        ));
+    }
+    let elicitation = auth.elicitation(oauth, &user, &call.snap.settings().public_base);
+    tracing::info!(
+        target: "toolgate::call",
+        id = call.id.get(),
+        tool = %tool.name,
+        target_name = %tool.target,
+        sub = call.caller.and_then(|c| c.subject.as_deref()),
+        elicitation = %elicitation.id,
+        "authorization required: URL elicitation sent"
+    );
+    let fallback = || {
+        Early::Result(
+            error_fragment(&format!(
+                "Tool {} needs your authorization first: {} Open {} in a browser, then call the tool again.",
+                tool.name, elicitation.message, elicitation.url
+            )),
+            Outcome::AuthorizationRequired,
+        )
+    };
+    match call.era {
+        Era::Modern => {
+            if !supports_url_elicitation(meta) {
+                return Err(fallback());
+            }
+            let body = serde_json::json!({
+                "resultType": "input_required",
+                "inputRequests": {
+                    AUTHORIZE_KEY: {
+                        "method": "elicitation/create",
+                        "params": {
+                            "mode": "url",
+                            "message": elicitation.message,
+                            "url": elicitation.url,
+                        }
+                    }
+                }
+            });
+            Err(Early::InputRequired(
+                serde_json::to_vec(&body).unwrap_or_default(),
+            ))
+        }
+        Era::Legacy => {
+            // URL elicitation came with 2025-11-25; older revisions have no way to ask.
+            if matches!(
+                header_str(call.headers, "mcp-protocol-version"),
+                Some("2025-06-18" | "2025-03-26")
+            ) {
+                return Err(fallback());
+            }
+            Err(Early::Error(
+                RpcError::new(
+                    ErrorKind::UrlElicitationRequired,
+                    format!(
+                        "This request requires more information: the user must authorize `{}` (open the URL in data.elicitations, then call again).",
+                        tool.target
+                    ),
+                )
+                .with_data(serde_json::json!({
+                    "elicitations": [{
+                        "mode": "url",
+                        "elicitationId": elicitation.id,
+                        "url": elicitation.url,
+                        "message": elicitation.message,
+                    }]
+                })),
+            ))
+        }
+    }
+}
+
+/// Whether the client's `inputResponses` answer the gateway's elicitation with `decline` or
+/// `cancel`.
+fn declined(responses: Option<&RawValue>) -> bool {
+    #[derive(Deserialize)]
+    struct Answer {
+        #[serde(default)]
+        action: Option<String>,
+    }
+    responses
+        .and_then(|r| {
+            serde_json::from_str::<std::collections::HashMap<String, Answer>>(r.get()).ok()
+        })
+        .and_then(|mut m| m.remove(AUTHORIZE_KEY))
+        .and_then(|a| a.action)
+        .is_some_and(|a| a == "decline" || a == "cancel")
+}
+
+/// Whether a 2026-07-28 request's client capabilities include URL mode elicitation.
+fn supports_url_elicitation(meta: Option<&RawValue>) -> bool {
+    meta.and_then(|m| serde_json::from_str::<Value>(m.get()).ok())
+        .and_then(|m| {
+            m.get("io.modelcontextprotocol/clientCapabilities")?
+                .get("elicitation")?
+                .get("url")
+                .map(Value::is_object)
+        })
+        .unwrap_or(false)
+}
+
 /// Calls the tool's upstream through its binding and renders the result content; the
 /// upstream's time and status are counted here, the same for every target kind.
 async fn execute(
@@ -321,6 +532,7 @@ async fn execute(
     call: &Call<'_>,
     tool: &Tool,
     arguments: &Value,
+    user: Option<&UserCall<'_>>,
 ) -> Rendered {
     let Value::Object(arguments) = arguments else {
         return Rendered::new(
@@ -337,6 +549,7 @@ async fn execute(
         http: &endpoint.http,
         wraps: tool.output.wrap.is_some(),
         progress: call.progress,
+        user,
     };
     let sent = Instant::now();
     let result = tool.binding.execute(&ctx, arguments).await;

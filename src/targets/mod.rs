@@ -209,6 +209,8 @@ pub struct CallContext<'a> {
     /// Where the upstream's progress for this call goes, when the caller asked for it (MCP
     /// targets relay it).
     pub progress: Option<&'a mcp::Progress>,
+    /// The signed-in user's token, for per-user OAuth targets.
+    pub user: Option<&'a crate::auth::user_oauth::UserCall<'a>>,
 }
 
 /// Why a call produced no usable answer, as every kind reports it: an `isError` result.
@@ -223,6 +225,18 @@ pub struct CallFailure {
 }
 
 impl Binding {
+    /// The per-user OAuth settings of the tool's target, when it acts for the user.
+    #[inline]
+    pub fn user_oauth(&self) -> Option<&std::sync::Arc<crate::auth::user_oauth::UserOAuth>> {
+        match self {
+            Binding::Http(b) => match &b.target.credentials {
+                Some(crate::auth::outbound::CredentialProvider::OAuth2User(u)) => Some(u),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     /// Makes one call with validated `arguments`.
     pub async fn execute(
         &self,

@@ -29,3 +29,5 @@ mod serve_process;
 mod sessions;
 mod shared_cache;
 mod traces;
+mod user_oauth;
+mod vault;

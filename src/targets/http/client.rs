@@ -20,6 +20,7 @@ use super::{HttpOperation, HttpTarget};
 use crate::auth::Caller;
 use crate::auth::oauth2::TokenError;
 use crate::auth::outbound::CredentialProvider;
+use crate::auth::user_oauth::UserCall;
 use crate::targets::{UpstreamAnswer, UpstreamError};
 
 /// Largest part of a non-2xx answer's body kept in [`UpstreamError::Status`].
@@ -102,20 +103,23 @@ impl HttpClient {
         op: &HttpOperation,
         args: &Map<String, Value>,
     ) -> Result<UpstreamAnswer, UpstreamError> {
-        self.call_as(target, op, args, None, &[]).await
+        self.call_as(target, op, args, None, None, &[]).await
     }
 
     /// [`call`](Self::call) on behalf of a verified caller: targets with `passthrough` or
     /// token exchange credentials need its token. Static credentials take the same path as
     /// `call`; OAuth2 ones get their token first (within the same time limit) and retry once
-    /// with a fresh token when the upstream answers 401. `extra` are the gateway's own
-    /// headers (trace propagation), set last so that no argument can forge them.
+    /// with a fresh token when the upstream answers 401. `user` is the signed-in user's
+    /// token for per-user OAuth targets. `extra` are the gateway's own headers (trace
+    /// propagation), set last so that no argument can forge them.
+    #[allow(clippy::too_many_arguments)]
     pub async fn call_as(
         &self,
         target: &HttpTarget,
         op: &HttpOperation,
         args: &Map<String, Value>,
         caller: Option<&Caller>,
+        user: Option<&UserCall<'_>>,
         extra: &[(http::HeaderName, http::HeaderValue)],
     ) -> Result<UpstreamAnswer, UpstreamError> {
         let request = build_with(target, op, args, extra)?;
@@ -131,6 +135,7 @@ impl HttpClient {
                         op,
                         args,
                         caller,
+                        user,
                         extra,
                         &authority,
                     )
@@ -171,6 +176,7 @@ impl HttpClient {
         op: &HttpOperation,
         args: &Map<String, Value>,
         caller: Option<&Caller>,
+        user: Option<&UserCall<'_>>,
         extra: &[(http::HeaderName, http::HeaderValue)],
         authority: &Authority,
     ) -> Result<UpstreamAnswer, UpstreamError> {
@@ -227,6 +233,29 @@ impl HttpClient {
                             .map_err(no_token)?;
                         let retry = build_with(target, op, args, extra)?;
                         self.exchange(with(retry, &token.authorization), max, authority)
+                            .await
+                    }
+                    other => other,
+                }
+            }
+            CredentialProvider::OAuth2User(_) => {
+                let user = user.ok_or_else(|| {
+                    UpstreamError::Credentials(format!(
+                        "target `{}` acts for the signed-in user, but this call carries no user token",
+                        target.name
+                    ))
+                })?;
+                match self
+                    .exchange(with(request, &user.access.authorization), max, authority)
+                    .await
+                {
+                    Err(UpstreamError::Status { status: 401, .. }) => {
+                        let access = user
+                            .renewed(self)
+                            .await
+                            .map_err(UpstreamError::Credentials)?;
+                        let retry = build_with(target, op, args, extra)?;
+                        self.exchange(with(retry, &access.authorization), max, authority)
                             .await
                     }
                     other => other,

@@ -157,6 +157,7 @@ impl HttpBinding {
                 &self.operation,
                 arguments,
                 ctx.caller,
+                ctx.user,
                 &headers,
             )
             .await;

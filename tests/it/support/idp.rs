@@ -1,6 +1,13 @@
 //! A real OpenID Connect provider for the auth tests: `node tests/idp/server.mjs` (panva's
 //! oidc-provider) on 127.0.0.1 with an ephemeral port, killed when dropped. Install it once
 //! with `(cd tests/idp && npm ci)` (the README's test command does).
+//!
+//! Besides client credentials and token exchange, it runs the authorization code flow for
+//! clients registered at run time ([`Idp::add_client`]): PKCE S256 required, login and consent
+//! pages a [`super::browser::Browser`] drives (any login, password `<login>-password`),
+//! refresh tokens rotated on each use, JWT access tokens for a `resource`. Each `Idp` is its
+//! own process with its own keys, so a test can run one as the gateway's login provider and
+//! another as an upstream's authorization server.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -30,7 +37,12 @@ impl Idp {
             .env("IDP_EXIT_WITH_STDIN", "1")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            // TOOLGATE_TEST_IDP_STDERR=1 shows the provider's errors and warnings.
+            .stderr(if std::env::var_os("TOOLGATE_TEST_IDP_STDERR").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .spawn()
             .unwrap_or_else(|e| {
                 panic!("cannot run `{node}` (Node.js is needed for the auth tests): {e}")
@@ -148,6 +160,196 @@ impl Idp {
             .await
             .unwrap()
     }
+
+    /// Every counter of `/admin/stats`: `token`, `jwks`, `grants` (successful grants by
+    /// `grant_type`), `grant_errors` (failed ones by type), `refresh_failed`, `logins`,
+    /// `login_failed`.
+    pub async fn stats_json(&self) -> Value {
+        self.http
+            .get(format!("{}/admin/stats", self.issuer()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Successful grants of `grant_type` so far (`authorization_code`, `refresh_token`,
+    /// `client_credentials`...).
+    pub async fn grants(&self, grant_type: &str) -> u64 {
+        self.stats_json().await["grants"][grant_type]
+            .as_u64()
+            .unwrap_or(0)
+    }
+
+    /// Registers (or replaces) a client from oidc-provider client metadata (`client_id`,
+    /// `client_secret`, `redirect_uris`, `grant_types`, `response_types`, `scope`,
+    /// `token_endpoint_auth_method`...). Keys, issuer, sessions and grants stay. Panics if the
+    /// provider refuses the metadata.
+    pub async fn add_client(&self, metadata: Value) {
+        let (status, body) = self.try_add_client(metadata).await;
+        assert_eq!(status, 200, "the IdP refused the client: {body}");
+    }
+
+    /// [`Idp::add_client`] that returns the status and the answer instead of panicking.
+    pub async fn try_add_client(&self, metadata: Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}/admin/clients", self.issuer()))
+            .json(&metadata)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// A confidential authorization code client: secret `<id>-secret` (client_secret_basic
+    /// or client_secret_post), the code and refresh grants, these redirect URIs and scope.
+    pub async fn add_code_client(&self, id: &str, redirect_uris: &[&str], scope: &str) {
+        self.add_client(json!({
+            "client_id": id,
+            "client_secret": format!("{id}-secret"),
+            "redirect_uris": redirect_uris,
+            "grant_types": ["authorization_code", "refresh_token"],
+            "response_types": ["code"],
+            "scope": scope,
+        }))
+        .await;
+    }
+
+    /// Forgets every session, interaction, grant, code and token (keys and clients stay):
+    /// the next refresh fails with `invalid_grant`, the next sign-in asks for the password.
+    pub async fn forget(&self) {
+        let status = self
+            .http
+            .post(format!("{}/admin/forget", self.issuer()))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert!(status.is_success());
+    }
+
+    /// The OpenID Provider metadata.
+    pub async fn discovery(&self) -> Value {
+        self.http
+            .get(self.discovery_url())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// The authorization endpoint, as discovery names it.
+    pub async fn authorization_endpoint(&self) -> String {
+        self.discovery().await["authorization_endpoint"]
+            .as_str()
+            .expect("discovery names an authorization_endpoint")
+            .to_string()
+    }
+
+    /// The authorization endpoint with these query parameters (`client_id`,
+    /// `response_type`, `redirect_uri`, `scope`, `state`, `nonce`, `code_challenge`,
+    /// `code_challenge_method`, `resource`...), for a browser to open.
+    pub async fn authorize_url(&self, params: &[(&str, &str)]) -> String {
+        let mut url = url::Url::parse(&self.authorization_endpoint().await).unwrap();
+        url.query_pairs_mut().extend_pairs(params);
+        url.to_string()
+    }
+
+    /// A token endpoint request authenticated by client_secret_basic: the status and the
+    /// answer (an error answer too).
+    pub async fn token_request(
+        &self,
+        client_id: &str,
+        client_secret: &str,
+        form: &[(&str, &str)],
+    ) -> (u16, Value) {
+        let response = self
+            .http
+            .post(self.token_url())
+            .basic_auth(client_id, Some(client_secret))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(
+                url::form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(form)
+                    .finish(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Redeems an authorization code (client `client_id`, secret `<client_id>-secret`).
+    pub async fn exchange_code(
+        &self,
+        client_id: &str,
+        code: &str,
+        redirect_uri: &str,
+        code_verifier: &str,
+    ) -> (u16, Value) {
+        let secret = format!("{client_id}-secret");
+        self.token_request(
+            client_id,
+            &secret,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", redirect_uri),
+                ("code_verifier", code_verifier),
+            ],
+        )
+        .await
+    }
+
+    /// Uses a refresh token (client `client_id`, secret `<client_id>-secret`).
+    pub async fn refresh(&self, client_id: &str, refresh_token: &str) -> (u16, Value) {
+        let secret = format!("{client_id}-secret");
+        self.token_request(
+            client_id,
+            &secret,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+            ],
+        )
+        .await
+    }
+
+    /// The claims of a JWT (ID token or access token) this IdP signed, verified with its
+    /// current JWKS, its issuer and `audience`; panics if it does not verify.
+    pub async fn verify(&self, token: &str, audience: &str) -> Value {
+        use jsonwebtoken::{DecodingKey, Validation, decode, decode_header, jwk::JwkSet};
+        let header = decode_header(token).expect("a JWS");
+        let set: JwkSet = serde_json::from_value(self.jwks().await).unwrap();
+        let kid = header.kid.clone().expect("the JWS names its kid");
+        let jwk = set
+            .find(&kid)
+            .unwrap_or_else(|| panic!("kid {kid} is not in the JWKS"));
+        let mut validation = Validation::new(header.alg);
+        validation.set_audience(&[audience]);
+        validation.set_issuer(&[self.issuer()]);
+        decode::<Value>(token, &DecodingKey::from_jwk(jwk).unwrap(), &validation)
+            .unwrap_or_else(|e| panic!("the token does not verify: {e}"))
+            .claims
+    }
+}
+
+/// A PKCE pair (RFC 7636, S256): (code_verifier, code_challenge).
+pub fn pkce() -> (String, String) {
+    use base64::Engine;
+    use sha2::Digest;
+    let bytes: [u8; 32] = std::array::from_fn(|_| fastrand::u8(..));
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let verifier = b64.encode(bytes);
+    let challenge = b64.encode(sha2::Sha256::digest(verifier.as_bytes()));
+    (verifier, challenge)
 }
 
 impl Drop for Idp {

@@ -18,6 +18,7 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, oneshot};
 
+pub mod browser;
 pub mod idp;
 pub mod process;
 pub mod redis;
