@@ -214,10 +214,15 @@ fn vault(command: VaultCommand) -> ExitCode {
             ..
         } => {
             if let Some(name) = &target
-                && !config.targets.iter().any(|t| t.name.value == *name)
+                && !config.targets.iter().any(|t| {
+                    t.name.value == *name
+                        && t.credentials
+                            .as_ref()
+                            .is_some_and(|c| c.value.oauth2_user.is_some())
+                })
             {
                 return fail(format!(
-                    "{}: there is no target `{name}`",
+                    "{}: there is no target `{name}` with credentials.oauth2_user",
                     config_path.display()
                 ));
             }

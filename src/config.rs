@@ -1150,6 +1150,32 @@ impl Config {
                     "a `vault:` section (where the users' tokens are kept, encrypted)",
                 ));
             }
+            // One user's answers must never be served to another.
+            let shared = |scope: Option<crate::cache::CacheScope>| {
+                scope == Some(crate::cache::CacheScope::Shared)
+            };
+            let target_shared = target.cache.as_ref().filter(|c| shared(c.value.scope));
+            let operation_shared = target.operations.iter().find(
+                |(_, o)| matches!(&o.cache, Some(CacheOverride::Settings(s)) if shared(s.scope)),
+            );
+            if let Some(cache) = target_shared {
+                return Err(ConfigError::at(
+                    path,
+                    &cache.referenced,
+                    format!(
+                        "target `{name}`: cache.scope `shared` would serve one user's answers to another; a target with credentials.oauth2_user caches per caller (leave `scope` out or set `caller`)"
+                    ),
+                ));
+            }
+            if let Some((operation, _)) = operation_shared {
+                return Err(ConfigError::at(
+                    path,
+                    &creds.referenced,
+                    format!(
+                        "target `{name}`: operations.{operation}.cache.scope `shared` would serve one user's answers to another; a target with credentials.oauth2_user caches per caller"
+                    ),
+                ));
+            }
         }
         Ok(())
     }

@@ -232,7 +232,7 @@ async fn route_admin(state: &AppState, request: Request<Incoming>) -> HttpRespon
         _ => text(
             StatusCode::NOT_FOUND,
             "text/plain",
-            "not found: try /metrics or POST /admin/reload\n",
+            "not found: try /metrics, POST /admin/reload or POST /admin/vault/revoke\n",
         ),
     }
 }

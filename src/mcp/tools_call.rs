@@ -165,7 +165,16 @@ pub(super) async fn handle(
                 user_call = c;
                 Some(&user_call)
             }
-            Err(Early::Error(error)) => return Err(error),
+            Err(Early::Error(error)) => {
+                finish(
+                    call,
+                    tool,
+                    &Rendered::new(Bytes::new(), Outcome::AuthorizationRequired),
+                    CacheUse::Off,
+                    started,
+                );
+                return Err(error);
+            }
             Err(Early::Result(fragment, outcome)) => {
                 write_result(out, call.id, call.era, &fragment);
                 finish(
@@ -457,6 +466,7 @@ async fn user_credential<'a>(
                         "method": "elicitation/create",
                         "params": {
                             "mode": "url",
+                            "elicitationId": elicitation.id,
                             "message": elicitation.message,
                             "url": elicitation.url,
                         }
@@ -468,11 +478,9 @@ async fn user_credential<'a>(
             ))
         }
         Era::Legacy => {
-            // URL elicitation came with 2025-11-25; older revisions have no way to ask.
-            if matches!(
-                header_str(call.headers, "mcp-protocol-version"),
-                Some("2025-06-18" | "2025-03-26")
-            ) {
+            // URL elicitation came with 2025-11-25; older revisions have no way to ask. A
+            // request without the header (and no session to supply it) is 2025-03-26.
+            if header_str(call.headers, "mcp-protocol-version") != Some("2025-11-25") {
                 return Err(fallback());
             }
             Err(Early::Error(
