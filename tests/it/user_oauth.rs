@@ -27,6 +27,8 @@ const LOGIN_CLIENT: &str = "toolgate-login";
 const API_CLIENT: &str = "toolgate-api";
 const TOOL: &str = "api___listPets";
 const KEY: &str = "test vault key: 0123456789abcdef0123456789";
+const NEW_KEY: &str = "rotated vault key: abcdef0123456789abcdef012345";
+const OTHER_KEY: &str = "unrelated vault key: 9876543210fedcba9876543210";
 
 fn now() -> u64 {
     SystemTime::now()
@@ -789,7 +791,45 @@ async fn the_admin_endpoint_and_the_cli_revoke_a_users_tokens() {
     elicitation_url(&client.call_tool(call(TOOL)).await.unwrap_err(), &gateway);
     let (code, stdout, _) = run(&["reseal"]);
     assert_eq!(code, Some(0));
-    assert!(stdout.contains("0 re-sealed"), "{stdout}");
+    assert!(
+        stdout.contains("0 re-sealed, 0 already current"),
+        "{stdout}"
+    );
+
+    // Key rotation as documented: the new key with the old one among previous_keys, a
+    // re-seal, a reload, then the old key dropped; alice stays connected throughout.
+    connect().await;
+    let original = std::fs::read_to_string(&config).unwrap();
+    let sealed_with = |keys: &str| original.replace(&format!("key: \"{KEY}\""), keys);
+    std::fs::write(
+        &config,
+        sealed_with(&format!("key: \"{NEW_KEY}\"\n  previous_keys: [\"{KEY}\"]")),
+    )
+    .unwrap();
+    let (code, stdout, stderr) = run(&["reseal"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains("1 re-sealed, 0 already current, 0 unreadable"),
+        "{stdout}"
+    );
+    assert_eq!(gateway.reload().await.0, 200);
+    assert!(client.call_tool(call(TOOL)).await.is_ok());
+    std::fs::write(&config, sealed_with(&format!("key: \"{NEW_KEY}\""))).unwrap();
+    assert_eq!(gateway.reload().await.0, 200);
+    let result = client.call_tool(call(TOOL)).await.unwrap();
+    assert_ne!(result.is_error, Some(true), "{result:?}");
+    let (_, stdout, _) = run(&["reseal"]);
+    assert!(
+        stdout.contains("0 re-sealed, 1 already current"),
+        "{stdout}"
+    );
+    // Without the re-seal, dropping the old key would have lost the record: a vault with a
+    // key that never sealed it cannot open it (and says so).
+    std::fs::write(&config, sealed_with(&format!("key: \"{OTHER_KEY}\""))).unwrap();
+    let (code, stdout, stderr) = run(&["reseal"]);
+    assert_eq!(code, Some(0));
+    assert!(stdout.contains("1 unreadable"), "{stdout}");
+    assert!(stderr.contains("none of the configured keys"), "{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
