@@ -26,6 +26,8 @@ pub mod code {
     pub const RATE_LIMITED: i32 = -32029;
     /// A URL mode elicitation must be completed first (2025-11-25 only).
     pub const URL_ELICITATION_REQUIRED: i32 = -32042;
+    /// 2026-07-28: the request needs a client capability it did not declare.
+    pub const MISSING_REQUIRED_CLIENT_CAPABILITY: i32 = -32021;
 }
 
 /// One incoming JSON-RPC message, borrowing from the request body.
@@ -108,6 +110,9 @@ pub enum ErrorKind {
     /// The call needs the user to complete a URL elicitation first, e.g. authorize an
     /// upstream (-32042, HTTP 200; 2025-11-25).
     UrlElicitationRequired,
+    /// Serving the request needs a client capability its `_meta` did not declare (-32021,
+    /// 400; 2026-07-28), e.g. URL elicitation for a per-user OAuth tool.
+    MissingCapability,
     /// A request the gateway cannot serve for a reason of its own (-32603, 500).
     Internal,
     /// A fail-closed interceptor timed out, failed or gave an invalid answer (-32603, 502).
@@ -164,6 +169,7 @@ impl RpcError {
             }
             ErrorKind::RateLimited { .. } => code::RATE_LIMITED,
             ErrorKind::UrlElicitationRequired => code::URL_ELICITATION_REQUIRED,
+            ErrorKind::MissingCapability => code::MISSING_REQUIRED_CLIENT_CAPABILITY,
             ErrorKind::InvalidRequest
             | ErrorKind::Refused(_)
             | ErrorKind::MethodNotAllowed(_)
@@ -184,6 +190,7 @@ impl RpcError {
             | ErrorKind::InvalidRequest
             | ErrorKind::MalformedParams
             | ErrorKind::HeaderMismatch
+            | ErrorKind::MissingCapability
             | ErrorKind::UnsupportedVersion => S::BAD_REQUEST,
             ErrorKind::Refused(status) | ErrorKind::Unauthenticated { status, .. } => *status,
             ErrorKind::MethodNotAllowed(_) => S::METHOD_NOT_ALLOWED,

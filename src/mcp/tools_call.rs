@@ -456,8 +456,21 @@ async fn user_credential<'a>(
     };
     match call.era {
         Era::Modern => {
+            // 2026-07-28: a request that needs a capability its client did not declare gets
+            // -32021 (HTTP 400). The message still gives the link, for a person reading it.
             if !supports_url_elicitation(meta) {
-                return Err(fallback());
+                return Err(Early::Error(
+                    RpcError::new(
+                        ErrorKind::MissingCapability,
+                        format!(
+                            "Tool {} needs the user to authorize `{}` through URL elicitation, which this client did not declare (clientCapabilities.elicitation.url). {} Open {} in a browser, then call the tool again.",
+                            tool.name, tool.target, elicitation.message, elicitation.url
+                        ),
+                    )
+                    .with_data(serde_json::json!({
+                        "requiredCapabilities": {"elicitation": {"url": {}}}
+                    })),
+                ));
             }
             let body = serde_json::json!({
                 "resultType": "input_required",

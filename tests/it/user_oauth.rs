@@ -481,7 +481,7 @@ async fn in_2026_07_28_the_input_required_result_carries_the_url_and_the_client_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn in_2026_07_28_a_decline_or_a_client_without_url_elicitation_gets_a_tool_error() {
+async fn in_2026_07_28_a_decline_is_a_tool_error_and_a_client_without_url_elicitation_gets_32021() {
     let world = World::start().await;
     let gateway = world.gateway(&Options::default()).await;
     let alice = world.caller("alice").await;
@@ -508,20 +508,36 @@ async fn in_2026_07_28_a_decline_or_a_client_without_url_elicitation_gets_a_tool
     );
     assert_eq!(*declines.lock().unwrap(), 1);
 
-    // No URL elicitation declared: the link comes as a tool error for the user to open.
+    // No URL elicitation declared: -32021 naming the missing capability (HTTP 400, as
+    // 2026-07-28 requires), its message still giving the link to a person.
     let plain = Agent::new(
         rmcp::model::ProtocolVersion::V_2026_07_28,
         false,
         |_| -> UserAnswer { panic!("no elicitation may reach a client without the capability") },
     );
     let client = rmcp_client(&gateway.url(), &alice, plain, true).await;
-    let result = client.call_tool(call(TOOL)).await.unwrap();
-    assert_eq!(result.is_error, Some(true));
-    let text = crate::support::text_of(&result);
+    let error = client.call_tool(call(TOOL)).await.unwrap_err();
+    let rmcp::service::ServiceError::McpError(data) = &error else {
+        panic!("expected a JSON-RPC error, got {error:?}");
+    };
+    assert_eq!(data.code, ErrorCode(-32021), "{data:?}");
+    assert_eq!(
+        data.data,
+        Some(json!({"requiredCapabilities": {"elicitation": {"url": {}}}}))
+    );
+    let text = data.message.to_string();
     let url = text
         .split_whitespace()
         .find(|w| w.starts_with("http://") && w.contains("/oauth/connect?flow="))
         .unwrap_or_else(|| panic!("the error names the link: {text}"));
+    let (status, _, _) = crate::auth::rpc(
+        &gateway,
+        Some(&alice),
+        "tools/call",
+        json!({"name": TOOL, "arguments": {}}),
+    )
+    .await;
+    assert_eq!(status, 400, "-32021 travels with HTTP 400");
     // The link works: completing it connects alice, and the same client's call succeeds.
     let page = world.complete(&Browser::new(), url, "alice").await;
     assert!(page.body.contains("Connected"), "{}", page.body);
