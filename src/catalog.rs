@@ -190,12 +190,12 @@ pub struct OutputMapping {
     /// The output schema compiled, on the tool's first answer: compiled validators are
     /// large, and most tools of a big catalog are never called (the schema was checked to
     /// compile at load).
-    schema: std::sync::OnceLock<Option<jsonschema::Validator>>,
+    schema: std::sync::OnceLock<Option<jsonschema::Validator<crate::json_doc::Doc>>>,
 }
 
 impl Tool {
     /// The compiled output schema, when the tool declares one.
-    pub fn output_schema(&self) -> Option<&jsonschema::Validator> {
+    pub fn output_schema(&self) -> Option<&jsonschema::Validator<crate::json_doc::Doc>> {
         if !self.output.has_schema {
             return None;
         }
@@ -203,7 +203,7 @@ impl Tool {
             .schema
             .get_or_init(|| {
                 let definition: Value = serde_json::from_str(self.definition.get()).ok()?;
-                compile_schema(definition.get("outputSchema")?).ok()
+                compile_output_schema(definition.get("outputSchema")?).ok()
             })
             .as_ref()
     }
@@ -732,6 +732,18 @@ fn build_definition<B>(name: &str, spec: &ToolSpec<B>) -> Result<Box<RawValue>, 
 /// assertions off as the dialect prescribes, and no network access for `$ref`.
 pub fn compile_schema(schema: &Value) -> Result<jsonschema::Validator, String> {
     jsonschema::draft202012::options()
+        .should_validate_formats(false)
+        .build(schema)
+        .map_err(|e| e.to_string())
+}
+
+/// [`compile_schema`] for validating answers read in place ([`crate::json_doc`]) rather than
+/// parsed into a `serde_json::Value`.
+pub fn compile_output_schema(
+    schema: &Value,
+) -> Result<jsonschema::Validator<crate::json_doc::Doc>, String> {
+    jsonschema::options_for::<crate::json_doc::Doc>()
+        .with_draft(jsonschema::Draft::Draft202012)
         .should_validate_formats(false)
         .build(schema)
         .map_err(|e| e.to_string())

@@ -12,6 +12,7 @@ pub mod config;
 pub mod demo;
 pub mod gateway;
 pub mod interceptors;
+pub mod json_doc;
 pub mod mcp;
 pub mod metrics;
 pub mod openapi;

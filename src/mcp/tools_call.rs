@@ -21,6 +21,7 @@ use bytes::Bytes;
 use crate::auth::user_oauth::UserCall;
 use crate::cache::{CacheKey, CacheScope, CachedAnswer, Lookup};
 use crate::catalog::{OutputMapping, Tool};
+use crate::json_doc::{Doc, DocValue};
 use crate::metrics::Outcome;
 use crate::targets::{Answer, CacheDirectives, CallContext, UpstreamAnswer};
 
@@ -638,7 +639,7 @@ fn rendered_result(tool: &Tool, result: &RawValue) -> Rendered {
     if !is_error && let Some(schema) = tool.output_schema() {
         let problem = match members.get("structuredContent") {
             None => Some("its result has no structuredContent".to_string()),
-            Some(raw) => match serde_json::from_str::<Value>(raw.get()) {
+            Some(raw) => match DocValue::parse_str(raw.get()) {
                 Ok(value) if schema.is_valid(&value) => None,
                 Ok(value) => Some(format!(
                     "its structuredContent does not match the tool's outputSchema ({})",
@@ -914,7 +915,7 @@ fn answer_fragment(tool: &Tool, answer: &UpstreamAnswer) -> (Bytes, Outcome) {
 /// schema; the reason when it does not.
 fn structured(
     tool: &Tool,
-    schema: &jsonschema::Validator,
+    schema: &jsonschema::Validator<Doc>,
     answer: &UpstreamAnswer,
 ) -> Result<(), String> {
     if answer.truncated {
@@ -937,18 +938,16 @@ fn structured(
         };
         return Err(format!("the upstream answered {media} instead of JSON"));
     }
-    let value: Value = serde_json::from_slice(&answer.body).map_err(|e| {
+    // Read in place (borrowed strings, members in vectors): the validator does not need a
+    // `Value`, whose maps would allocate and hash every key.
+    let value = DocValue::parse(&answer.body).map_err(|e| {
         format!(
             "the upstream answered {} that is not valid JSON ({e})",
             answer.media_type
         )
     })?;
     let value = match &tool.output.wrap {
-        Some(key) => {
-            let mut wrapped = Map::with_capacity(1);
-            wrapped.insert(key.to_string(), value);
-            Value::Object(wrapped)
-        }
+        Some(key) => DocValue::wrapped(key, value),
         None => value,
     };
     if schema.is_valid(&value) {
