@@ -1109,6 +1109,22 @@ mod tests {
         Vault::new(keys, Store::local(dir), ttl)
     }
 
+    /// The access token `vault` holds for `user` at `target` (there must be one).
+    async fn access(vault: &Vault, target: &str, user: &UserId) -> String {
+        vault
+            .get(target, user)
+            .await
+            .unwrap()
+            .expect("a record")
+            .access_token
+            .clone()
+    }
+
+    /// Stores [`tokens`] of `access` for `user` at `target`.
+    async fn store(vault: &Vault, target: &str, user: &UserId, access: &str) {
+        vault.put(target, user, &tokens(access)).await.unwrap();
+    }
+
     fn record_path(dir: &Path, user: &UserId, target: &str) -> PathBuf {
         dir.join(hex(&user.digest()))
             .join(hex(&sha256(target.as_bytes())))
@@ -1289,12 +1305,9 @@ mod tests {
         let vault = local(&root, keys(A, &[]), Duration::ZERO);
         assert!(vault.get("github", &alice()).await.unwrap().is_none());
         assert!(!root.exists(), "created on the first write only");
-        vault
-            .put("github", &alice(), &tokens("at-1"))
-            .await
-            .unwrap();
-        vault.put("jira", &alice(), &tokens("at-2")).await.unwrap();
-        vault.put("github", &bob(), &tokens("at-3")).await.unwrap();
+        store(&vault, "github", &alice(), "at-1").await;
+        store(&vault, "jira", &alice(), "at-2").await;
+        store(&vault, "github", &bob(), "at-3").await;
         let got = vault.get("github", &alice()).await.unwrap().unwrap();
         assert_eq!(*got, tokens("at-1"));
         assert_eq!(
@@ -1314,19 +1327,8 @@ mod tests {
         assert_eq!(mode(path.parent().unwrap()), 0o700);
         assert_eq!(mode(&root), 0o700);
         // Overwrite; no temporary file is left behind.
-        vault
-            .put("github", &alice(), &tokens("at-4"))
-            .await
-            .unwrap();
-        assert_eq!(
-            vault
-                .get("github", &alice())
-                .await
-                .unwrap()
-                .unwrap()
-                .access_token,
-            "at-4"
-        );
+        store(&vault, "github", &alice(), "at-4").await;
+        assert_eq!(access(&vault, "github", &alice()).await, "at-4");
         assert_eq!(
             std::fs::read_dir(path.parent().unwrap()).unwrap().count(),
             2
@@ -1337,8 +1339,8 @@ mod tests {
         assert!(vault.get("jira", &alice()).await.unwrap().is_none());
         assert!(vault.get("github", &alice()).await.unwrap().is_some());
         // revoke_user: one target, then all of them; other users keep theirs.
-        vault.put("jira", &alice(), &tokens("at-5")).await.unwrap();
-        vault.put("slack", &alice(), &tokens("at-6")).await.unwrap();
+        store(&vault, "jira", &alice(), "at-5").await;
+        store(&vault, "slack", &alice(), "at-6").await;
         assert_eq!(vault.revoke_user(&alice(), Some("slack")).await.unwrap(), 1);
         assert!(vault.get("slack", &alice()).await.unwrap().is_none());
         assert!(vault.get("jira", &alice()).await.unwrap().is_some());
@@ -1379,26 +1381,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cached = local(dir.path(), keys(A, &[]), Duration::from_secs(600));
         let other = local(dir.path(), keys(A, &[]), Duration::ZERO);
-        cached
-            .put("github", &alice(), &tokens("at-1"))
-            .await
-            .unwrap();
-        cached.put("jira", &alice(), &tokens("at-2")).await.unwrap();
+        store(&cached, "github", &alice(), "at-1").await;
+        store(&cached, "jira", &alice(), "at-2").await;
         // Another replica's write is not seen through the cache, but is by get_fresh
         // (which then refreshes the cache).
-        other
-            .put("github", &alice(), &tokens("at-3"))
-            .await
-            .unwrap();
-        assert_eq!(
-            cached
-                .get("github", &alice())
-                .await
-                .unwrap()
-                .unwrap()
-                .access_token,
-            "at-1"
-        );
+        store(&other, "github", &alice(), "at-3").await;
+        assert_eq!(access(&cached, "github", &alice()).await, "at-1");
         assert_eq!(
             cached
                 .get_fresh("github", &alice())
@@ -1408,17 +1396,9 @@ mod tests {
                 .access_token,
             "at-3"
         );
-        assert_eq!(
-            cached
-                .get("github", &alice())
-                .await
-                .unwrap()
-                .unwrap()
-                .access_token,
-            "at-3"
-        );
+        assert_eq!(access(&cached, "github", &alice()).await, "at-3");
         // A record read once is reused while the store loses it.
-        other.put("wiki", &alice(), &tokens("at-4")).await.unwrap();
+        store(&other, "wiki", &alice(), "at-4").await;
         assert!(cached.get("wiki", &alice()).await.unwrap().is_some());
         std::fs::remove_file(record_path(dir.path(), &alice(), "wiki")).unwrap();
         assert!(cached.get("wiki", &alice()).await.unwrap().is_some());
@@ -1430,50 +1410,33 @@ mod tests {
         // revoke_user clears every target of the user from memory, not only the store:
         // what the other replica writes next is what is read.
         assert_eq!(cached.revoke_user(&alice(), None).await.unwrap(), 2);
-        other
-            .put("github", &alice(), &tokens("at-5"))
-            .await
-            .unwrap();
-        other.put("jira", &alice(), &tokens("at-6")).await.unwrap();
-        other.put("wiki", &alice(), &tokens("at-7")).await.unwrap();
+        store(&other, "github", &alice(), "at-5").await;
+        store(&other, "jira", &alice(), "at-6").await;
+        store(&other, "wiki", &alice(), "at-7").await;
         for (target, access) in [("github", "at-5"), ("jira", "at-6"), ("wiki", "at-7")] {
             let got = cached.get(target, &alice()).await.unwrap().unwrap();
             assert_eq!(got.access_token, access, "{target}");
         }
         // One target only: the others stay cached.
-        other.put("jira", &alice(), &tokens("at-8")).await.unwrap();
-        other
-            .put("github", &alice(), &tokens("at-9"))
-            .await
-            .unwrap();
+        store(&other, "jira", &alice(), "at-8").await;
+        store(&other, "github", &alice(), "at-9").await;
         cached.remove("github", &alice()).await.unwrap();
         assert!(cached.get("github", &alice()).await.unwrap().is_none());
-        assert_eq!(
-            cached
-                .get("jira", &alice())
-                .await
-                .unwrap()
-                .unwrap()
-                .access_token,
-            "at-6"
-        );
+        assert_eq!(access(&cached, "jira", &alice()).await, "at-6");
     }
 
     #[tokio::test]
     async fn a_record_moved_to_another_user_or_target_does_not_open() {
         let dir = tempfile::tempdir().unwrap();
         let vault = local(dir.path(), keys(A, &[]), Duration::ZERO);
-        vault
-            .put("github", &alice(), &tokens("at-1"))
-            .await
-            .unwrap();
-        vault.put("github", &bob(), &tokens("at-2")).await.unwrap();
+        store(&vault, "github", &alice(), "at-1").await;
+        store(&vault, "github", &bob(), "at-2").await;
         let from = record_path(dir.path(), &alice(), "github");
         // Onto bob's record: bob does not get alice's tokens.
         std::fs::copy(&from, record_path(dir.path(), &bob(), "github")).unwrap();
         assert!(vault.get("github", &bob()).await.unwrap().is_none());
         // Onto another of alice's targets.
-        vault.put("jira", &alice(), &tokens("at-3")).await.unwrap();
+        store(&vault, "jira", &alice(), "at-3").await;
         std::fs::copy(&from, record_path(dir.path(), &alice(), "jira")).unwrap();
         assert!(vault.get("jira", &alice()).await.unwrap().is_none());
         // The original still opens; a vault with another key opens nothing.
@@ -1486,23 +1449,15 @@ mod tests {
     async fn reseal_moves_local_records_to_the_current_key() {
         let dir = tempfile::tempdir().unwrap();
         let old = local(dir.path(), keys(A, &[]), Duration::ZERO);
-        old.put("github", &alice(), &tokens("at-1")).await.unwrap();
-        old.put("jira", &alice(), &tokens("at-2")).await.unwrap();
-        old.put("github", &bob(), &tokens("at-3")).await.unwrap();
+        store(&old, "github", &alice(), "at-1").await;
+        store(&old, "jira", &alice(), "at-2").await;
+        store(&old, "github", &bob(), "at-3").await;
         // Sealed with a key nobody has any more.
         let lost = local(dir.path(), keys(C, &[]), Duration::ZERO);
-        lost.put("wiki", &bob(), &tokens("at-4")).await.unwrap();
+        store(&lost, "wiki", &bob(), "at-4").await;
         let rotated = local(dir.path(), keys(B, &[A]), Duration::ZERO);
-        rotated.put("slack", &bob(), &tokens("at-5")).await.unwrap();
-        assert_eq!(
-            rotated
-                .get("github", &alice())
-                .await
-                .unwrap()
-                .unwrap()
-                .access_token,
-            "at-1"
-        );
+        store(&rotated, "slack", &bob(), "at-5").await;
+        assert_eq!(access(&rotated, "github", &alice()).await, "at-1");
         let report = rotated.reseal().await.unwrap();
         assert_eq!(
             report,

@@ -166,39 +166,29 @@ pub(super) async fn handle(
                 user_call = c;
                 Some(&user_call)
             }
-            Err(Early::Error(error)) => {
-                finish(
-                    call,
-                    tool,
-                    &Rendered::new(Bytes::new(), Outcome::AuthorizationRequired),
-                    CacheUse::Off,
-                    started,
-                );
-                return Err(error);
-            }
-            Err(Early::Result(fragment, outcome)) => {
-                write_result(out, call.id, call.era, &fragment);
-                finish(
-                    call,
-                    tool,
-                    &Rendered::new(fragment, outcome),
-                    CacheUse::Off,
-                    started,
-                );
-                return Ok(());
-            }
-            Err(Early::InputRequired(body)) => {
-                jsonrpc::begin_result(out, call.id);
-                out.extend_from_slice(&body);
-                jsonrpc::end_result(out);
-                finish(
-                    call,
-                    tool,
-                    &Rendered::new(Bytes::new(), Outcome::AuthorizationRequired),
-                    CacheUse::Off,
-                    started,
-                );
-                return Ok(());
+            Err(early) => {
+                // Answered without calling the upstream: counted and logged like any call.
+                let (answer, rendered) = match early {
+                    Early::Error(error) => (
+                        Err(error),
+                        Rendered::new(Bytes::new(), Outcome::AuthorizationRequired),
+                    ),
+                    Early::Result(fragment, outcome) => {
+                        write_result(out, call.id, call.era, &fragment);
+                        (Ok(()), Rendered::new(fragment, outcome))
+                    }
+                    Early::InputRequired(body) => {
+                        jsonrpc::begin_result(out, call.id);
+                        out.extend_from_slice(&body);
+                        jsonrpc::end_result(out);
+                        (
+                            Ok(()),
+                            Rendered::new(Bytes::new(), Outcome::AuthorizationRequired),
+                        )
+                    }
+                };
+                finish(call, tool, &rendered, CacheUse::Off, started);
+                return answer;
             }
         },
     };

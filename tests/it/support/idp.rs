@@ -71,6 +71,18 @@ impl Idp {
         }
     }
 
+    /// GET `url` and its JSON answer.
+    async fn get_json(&self, url: impl reqwest::IntoUrl) -> Value {
+        self.http
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     pub fn issuer(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
@@ -151,28 +163,15 @@ impl Idp {
 
     /// The public JWKS.
     pub async fn jwks(&self) -> Value {
-        self.http
-            .get(format!("{}/jwks", self.issuer()))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        self.get_json(format!("{}/jwks", self.issuer())).await
     }
 
     /// Every counter of `/admin/stats`: `token`, `jwks`, `grants` (successful grants by
     /// `grant_type`), `grant_errors` (failed ones by type), `refresh_failed`, `logins`,
     /// `login_failed`.
     pub async fn stats_json(&self) -> Value {
-        self.http
-            .get(format!("{}/admin/stats", self.issuer()))
-            .send()
+        self.get_json(format!("{}/admin/stats", self.issuer()))
             .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
     }
 
     /// Successful grants of `grant_type` so far (`authorization_code`, `refresh_token`,
@@ -234,14 +233,7 @@ impl Idp {
 
     /// The OpenID Provider metadata.
     pub async fn discovery(&self) -> Value {
-        self.http
-            .get(self.discovery_url())
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        self.get_json(self.discovery_url()).await
     }
 
     /// The authorization endpoint, as discovery names it.
