@@ -331,7 +331,7 @@ fn user_auth(
             None => ConfigError::file(path, m),
         })
     };
-    // Validated: oauth2_user comes with a vault and inbound.login.
+    // `Config::check_user_auth` made sure oauth2_user comes with both.
     let (Some(vault), Some(inbound)) = (&config.vault, &config.inbound) else {
         return Err(fail(
             None,
@@ -358,11 +358,6 @@ fn user_auth(
         vault: store,
         login,
         targets,
-        public_url: config
-            .gateway
-            .public_url
-            .as_ref()
-            .map(|u| u.value.trim_end_matches('/').to_string()),
     })))
 }
 

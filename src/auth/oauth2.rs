@@ -104,18 +104,31 @@ impl OAuth2Config {
 
     /// The client secret, read from the file when configured so.
     pub fn secret(&self, config_file: &Path) -> Result<Secret, String> {
-        if let Some(s) = &self.client_secret {
-            return Ok(s.clone());
-        }
-        let path = self
-            .client_secret_file
-            .as_ref()
-            .map(|f| crate::config::Config::resolve(config_file, &f.value))
-            .ok_or("no client secret configured")?;
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| format!("cannot read client_secret_file {}: {e}", path.display()))?;
-        Ok(Secret::new(text.trim_end_matches(['\r', '\n']).to_string()))
+        client_secret(
+            self.client_secret.as_ref(),
+            self.client_secret_file.as_ref(),
+            config_file,
+        )
     }
+}
+
+/// A client secret given inline (`client_secret`) or as a file (`client_secret_file`,
+/// relative to the config file, trailing newline ignored): what every OAuth2 client section
+/// of the config takes.
+pub(crate) fn client_secret(
+    inline: Option<&Secret>,
+    file: Option<&Spanned<std::path::PathBuf>>,
+    config_file: &Path,
+) -> Result<Secret, String> {
+    if let Some(s) = inline {
+        return Ok(s.clone());
+    }
+    let path = file
+        .map(|f| crate::config::Config::resolve(config_file, &f.value))
+        .ok_or("no client secret configured")?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read client_secret_file {}: {e}", path.display()))?;
+    Ok(Secret::new(text.trim_end_matches(['\r', '\n']).to_string()))
 }
 
 /// Why no token could be obtained; becomes an `isError` result. Never holds a secret.

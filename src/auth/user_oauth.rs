@@ -214,21 +214,12 @@ impl LoginConfig {
     }
 
     fn secret(&self, config_file: &Path) -> Result<Secret, String> {
-        if let Some(s) = &self.client_secret {
-            return Ok(s.clone());
-        }
-        let file = self
-            .client_secret_file
-            .as_ref()
-            .ok_or("inbound.login: no client secret configured")?;
-        let path = crate::config::Config::resolve(config_file, &file.value);
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            format!(
-                "inbound.login: cannot read client_secret_file {}: {e}",
-                path.display()
-            )
-        })?;
-        Ok(Secret::new(text.trim_end_matches(['\r', '\n']).to_string()))
+        super::oauth2::client_secret(
+            self.client_secret.as_ref(),
+            self.client_secret_file.as_ref(),
+            config_file,
+        )
+        .map_err(|m| format!("inbound.login: {m}"))
     }
 }
 
@@ -659,8 +650,6 @@ pub struct UserAuth {
     pub login: Login,
     /// `credentials.oauth2_user` of each target that has it, by target name.
     pub targets: HashMap<Arc<str>, Arc<UserOAuth>>,
-    /// `gateway.public_url` (without a trailing `/`), if configured.
-    pub public_url: Option<String>,
 }
 
 impl std::fmt::Debug for UserAuth {
@@ -703,12 +692,6 @@ pub(crate) struct Flow {
 pub(crate) const CONNECT_PURPOSE: &[u8] = b"toolgate-flow-v1\0connect";
 
 impl UserAuth {
-    /// The base URL of browser-facing pages: `gateway.public_url`, else `fallback` (the
-    /// listener's own address).
-    pub fn base<'a>(&'a self, fallback: &'a str) -> &'a str {
-        self.public_url.as_deref().unwrap_or(fallback)
-    }
-
     /// A connect link for `user` and `target`.
     pub fn elicitation(&self, oauth: &UserOAuth, user: &UserId, base: &str) -> Elicitation {
         let id = URL_SAFE_NO_PAD.encode(SealKeys::random::<12>());
